@@ -1,0 +1,3 @@
+#include "builder/builder_main.hpp"
+
+int main(int argc, char** argv) { return kubexm::builder_main(argc, argv); }

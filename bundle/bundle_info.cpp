@@ -1,0 +1,195 @@
+#include "bundle/bundle_info.hpp"
+
+#include <algorithm>
+#include <array>
+#include <regex>
+
+#include <yaml-cpp/yaml.h>
+
+namespace kubexm {
+
+namespace {
+
+constexpr std::array k_arches{"amd64", "arm64"};
+constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
+constexpr std::array k_keys{"name",   "version",     "format", "created_by", "source_date_epoch",
+                            "arches", "os_profiles", "roles"};
+
+// Collects every problem of one file, each with its line (mold's Error + checkpoint()).
+class Problems {
+public:
+  explicit Problems(std::string_view what) : m_what(what) {}
+
+  void add(const YAML::Node& node, std::string_view message) {
+    m_lines.push_back(fmt::format("{}: line {}: {}", m_what, node.Mark().line + 1, message));
+  }
+  void add(std::string_view message) { m_lines.push_back(fmt::format("{}: {}", m_what, message)); }
+
+  Status status() const {
+    if (m_lines.empty()) {
+      return {};
+    }
+    return fail_verification("{}", fmt::join(m_lines, "\n"));
+  }
+
+private:
+  std::string m_what;
+  std::vector<std::string> m_lines;
+};
+
+template <std::size_t N>
+bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
+  return std::ranges::any_of(allowed, [&](const char* a) { return value == a; });
+}
+
+std::string read_string(const YAML::Node& root, const char* key, const std::regex& pattern,
+                        std::string_view expected, Problems& problems) {
+  auto node = root[key];
+  if (!node) {
+    problems.add(fmt::format("'{}' is missing ({})", key, expected));
+    return {};
+  }
+  if (!node.IsScalar() || !std::regex_match(node.Scalar(), pattern)) {
+    problems.add(node, fmt::format("{}: expected {}", key, expected));
+    return {};
+  }
+  return node.Scalar();
+}
+
+std::vector<std::string> read_list(const YAML::Node& root, const char* key, const std::regex& pattern,
+                                   std::string_view expected, Problems& problems) {
+  auto node = root[key];
+  if (!node || !node.IsSequence() || node.size() == 0) {
+    problems.add(node ? node : root, fmt::format("'{}' must be a non-empty list of {}", key, expected));
+    return {};
+  }
+  std::vector<std::string> values;
+  for (const auto& item : node) {
+    if (!item.IsScalar() || !std::regex_match(item.Scalar(), pattern)) {
+      problems.add(item, fmt::format("{}: '{}' is not {}", key, item.IsScalar() ? item.Scalar() : "a scalar",
+                                     expected));
+      continue;
+    }
+    if (std::ranges::find(values, item.Scalar()) != values.end()) {
+      problems.add(item, fmt::format("{}: '{}' is listed twice", key, item.Scalar()));
+      continue;
+    }
+    values.push_back(item.Scalar());
+  }
+  return values;
+}
+
+template <std::size_t N>
+void check_members(const YAML::Node& root, const char* key, const std::vector<std::string>& values,
+                   const std::array<const char*, N>& allowed, Problems& problems) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!one_of(values[i], allowed)) {
+      std::string hint = values[i] == "x86_64" ? " (kubexm says amd64)"
+                         : values[i] == "aarch64" ? " (kubexm says arm64)"
+                                                  : "";
+      problems.add(root[key][i], fmt::format("{}: '{}' is not one of {}{}", key, values[i],
+                                             fmt::join(allowed, ", "), hint));
+    }
+  }
+}
+
+void read_format(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
+  auto format = root["format"];
+  if (!format) {
+    if (source == InfoSource::bundle) {
+      problems.add("'format' is missing");
+    }
+    return;
+  }
+  int value = 0;
+  if (!YAML::convert<int>::decode(format, value) || value < 1) {
+    problems.add(format, "format: expected a positive integer");
+  } else if (value > k_format_version) {
+    problems.add(format, fmt::format("format {} is newer than this program reads ({}): use a newer kubexm",
+                                     value, k_format_version));
+  } else if (value < k_format_version) {
+    problems.add(format, fmt::format("format {} is older than this program reads ({})", value, k_format_version));
+  }
+  info.format = value;
+}
+
+void read_written_by_pack(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
+  read_format(root, source, info, problems);
+  if (auto created = root["created_by"]; created && created.IsScalar()) {
+    info.created_by = created.Scalar();
+  } else if (source == InfoSource::bundle) {
+    problems.add("'created_by' is missing");
+  }
+  if (auto epoch = root["source_date_epoch"]) {
+    if (!YAML::convert<std::int64_t>::decode(epoch, info.source_date_epoch) || info.source_date_epoch < 0) {
+      problems.add(epoch, "source_date_epoch: expected seconds since 1970");
+    }
+  } else if (source == InfoSource::bundle) {
+    problems.add("'source_date_epoch' is missing");
+  }
+}
+
+void check_unknown_keys(const YAML::Node& root, Problems& problems) {
+  for (const auto& item : root) {
+    auto key = item.first.as<std::string>("");
+    if (std::ranges::none_of(k_keys, [&](const char* k) { return key == k; })) {
+      problems.add(item.first, fmt::format("unknown key '{}' (known: {})", key, fmt::join(k_keys, ", ")));
+    }
+  }
+}
+
+void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
+  static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
+  static const std::regex version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
+  static const std::regex word_pattern("[a-z0-9][a-z0-9._-]*");
+  check_unknown_keys(root, problems);
+  info.name = read_string(root, "name", name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
+  info.version = read_string(root, "version", version_pattern, "a version like '1.0.0'", problems);
+  read_written_by_pack(root, source, info, problems);
+  info.arches = read_list(root, "arches", word_pattern, "arches", problems);
+  check_members(root, "arches", info.arches, k_arches, problems);
+  info.os_profiles = read_list(root, "os_profiles", word_pattern, "OS profile names", problems);
+  info.roles = read_list(root, "roles", word_pattern, "roles", problems);
+  check_members(root, "roles", info.roles, k_roles, problems);
+}
+
+} // namespace
+
+Result<BundleInfo> parse_bundle_info(std::string_view text, std::string_view what, InfoSource source) {
+  Problems problems(what);
+  BundleInfo info;
+  try {
+    YAML::Node root = YAML::Load(std::string(text));
+    if (!root.IsMap()) {
+      return fail_verification("{}: expected a mapping of keys (name, version, arches, ...)", what);
+    }
+    read_fields(root, source, info, problems);
+  } catch (const YAML::Exception& e) {
+    return fail_verification("{}: line {}: {}", what, e.mark.line + 1, e.msg);
+  }
+  if (auto status = problems.status(); !status) {
+    return std::unexpected(status.error());
+  }
+  return info;
+}
+
+std::string format_bundle_info(const BundleInfo& info) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "name" << YAML::Value << info.name;
+  out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << info.version;
+  out << YAML::Key << "format" << YAML::Value << info.format;
+  out << YAML::Key << "created_by" << YAML::Value << info.created_by;
+  out << YAML::Key << "source_date_epoch" << YAML::Value << info.source_date_epoch;
+  out << YAML::Key << "arches" << YAML::Value << YAML::Flow << info.arches;
+  out << YAML::Key << "os_profiles" << YAML::Value << YAML::Flow << info.os_profiles;
+  out << YAML::Key << "roles" << YAML::Value << YAML::Flow << info.roles;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string archive_file_name(const BundleInfo& info) {
+  return fmt::format("kubexm-dist-{}-{}.tar.zst", info.name, info.version);
+}
+
+} // namespace kubexm

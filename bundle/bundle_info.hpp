@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bundle/error.hpp"
+
+namespace kubexm {
+
+// The bundle format version this code writes and reads.
+inline constexpr int k_format_version = 1;
+
+// bundle.yaml: what a bundle is and what it can serve.
+//   name: demo                      # [a-z0-9][a-z0-9._-]*, part of the archive's file name
+//   version: 1.0.0                  # [0-9A-Za-z][0-9A-Za-z._+-]*
+//   format: 1                       # bundle format version; written by pack
+//   created_by: kubexm-builder 0.1.0  # written by pack
+//   source_date_epoch: 1700000000   # the mtime of every member; written by pack
+//   arches: [amd64, arm64]          # non-empty subset of amd64, arm64
+//   os_profiles: [ubuntu-22.04]     # names of os-profiles/ files
+//   roles: [master, worker]         # non-empty subset of master, worker, etcd, lb
+struct BundleInfo {
+  std::string name;
+  std::string version;
+  int format = k_format_version;
+  std::string created_by;
+  std::int64_t source_date_epoch = 0;
+  std::vector<std::string> arches;
+  std::vector<std::string> os_profiles;
+  std::vector<std::string> roles;
+};
+
+// Where a bundle.yaml comes from: an authored tree may leave out what pack writes.
+enum class InfoSource { tree, bundle };
+
+// Parses and validates bundle.yaml; every problem is reported, each with its line.
+Result<BundleInfo> parse_bundle_info(std::string_view text, std::string_view what,
+                                     InfoSource source);
+
+// The canonical text of bundle.yaml (fixed key order), as pack writes it.
+std::string format_bundle_info(const BundleInfo& info);
+
+// "kubexm-dist-<name>-<version>.tar.zst"
+std::string archive_file_name(const BundleInfo& info);
+
+} // namespace kubexm

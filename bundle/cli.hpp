@@ -1,0 +1,43 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include <CLI/CLI.hpp>
+
+#include "bundle/error.hpp"
+#include "bundle/log.hpp"
+
+namespace kubexm {
+
+// The exit statuses of both programs; documented in --help.
+enum class ExitStatus : int {
+  ok = 0,
+  error = 1,
+  usage = 2,
+  verification_failed = 3,
+  interrupted = 130,
+};
+
+// The --help footer that documents ExitStatus.
+std::string exit_status_help();
+
+// Options every program has.
+struct CommonOptions {
+  bool quiet = false;
+  bool verbose = false;
+  Verbosity verbosity() const {
+    return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
+  }
+};
+
+// Adds --quiet, --verbose and --version to `app`.
+void add_common_options(CLI::App& app, CommonOptions& options, std::string_view version_line);
+
+// The one place a program decides its exit: parses the command line, runs `body`, prints
+// "<program>: error: ..." for a failure and maps its kind to the exit status.
+int run_program(std::string_view program, CLI::App& app, int argc, char** argv, const CommonOptions& options,
+                const std::function<Status()>& body);
+
+} // namespace kubexm

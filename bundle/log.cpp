@@ -1,0 +1,26 @@
+#include "bundle/log.hpp"
+
+#include <cstdlib>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+namespace kubexm {
+
+void init_logging(std::string_view program, Verbosity verbosity) {
+  auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
+    std::getenv("NO_COLOR") ? spdlog::color_mode::never : spdlog::color_mode::automatic);
+  sink->set_color(spdlog::level::info, "");
+  auto logger = std::make_shared<spdlog::logger>(std::string(program), sink);
+  logger->set_pattern(verbosity == Verbosity::verbose ? "%n: [%Y-%m-%d %H:%M:%S.%e] [%l] [pid %P] %^%v%$"
+                                                      : "%n: %^%v%$");
+  logger->set_level(verbosity == Verbosity::quiet     ? spdlog::level::warn
+                    : verbosity == Verbosity::verbose ? spdlog::level::debug
+                                                      : spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+void log_error(std::string_view message) { spdlog::error("error: {}", message); }
+
+void log_warning(std::string_view message) { spdlog::warn("warning: {}", message); }
+
+} // namespace kubexm

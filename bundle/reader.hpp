@@ -1,0 +1,85 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bundle/bundle_info.hpp"
+#include "bundle/error.hpp"
+#include "bundle/index.hpp"
+#include "bundle/progress.hpp"
+#include "bundle/sums.hpp"
+#include "bundle/trailer.hpp"
+
+namespace kubexm {
+
+// The names of the three metadata members, which open every payload in this order.
+inline constexpr std::string_view k_sums_name = "SHA256SUMS";
+inline constexpr std::string_view k_info_name = "bundle.yaml";
+inline constexpr std::string_view k_index_name = "bundle.index";
+
+// The verified metadata at the start of a bundle.
+struct BundleHeader {
+  std::string sums_text;
+  std::vector<SumEntry> sums;
+  std::string info_text;
+  BundleInfo info;
+  std::string index_text;
+  std::vector<IndexEntry> index;
+  Digest digest{}; // the bundle's aggregate digest: SHA-256 of SHA256SUMS
+  std::uint64_t file_bytes = 0;
+  std::size_t file_count = 0;
+  std::size_t directory_count = 0;
+};
+
+// Receives the members of a bundle as they are read. Every call comes after the checks
+// that can be made at that point; end_file() only after the content matched its digest.
+class EntrySink {
+public:
+  virtual ~EntrySink() = default;
+  virtual Status directory(const IndexEntry& entry) = 0;
+  virtual Status begin_file(const IndexEntry& entry) = 0;
+  virtual Status file_data(std::span<const std::byte> bytes) = 0;
+  virtual Status end_file() = 0;
+};
+
+// Reads a bundle payload (zstd-compressed tar) in one pass, verifying as it goes:
+// the metadata first (read_header), then every member against bundle.index and
+// SHA256SUMS (read_members), then the payload digest against the trailer (finish).
+// Any failure is ErrorKind::verification and names the member.
+class BundleReader {
+public:
+  // Takes an open bundle file; `progress` (may be null) is advanced by payload bytes read.
+  static Result<std::unique_ptr<BundleReader>> open(BundleFile file, Progress* progress);
+  ~BundleReader();
+  BundleReader(const BundleReader&) = delete;
+  BundleReader& operator=(const BundleReader&) = delete;
+
+  // Reads and verifies SHA256SUMS, bundle.yaml and bundle.index. Call once, first.
+  Result<BundleHeader> read_header();
+
+  // Reads every other member, verifies it and hands it to `sink`.
+  Status read_members(EntrySink& sink);
+
+  // Reads what is left of the payload and checks its SHA-256 against the trailer.
+  Status finish();
+
+  const BundleFile& file() const { return m_file; }
+
+private:
+  struct Impl;
+  explicit BundleReader(BundleFile file, Progress* progress);
+
+  BundleFile m_file;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// Reads the metadata only: what `list` and `info` show without reading the whole payload.
+Result<BundleHeader> read_bundle_header(const std::filesystem::path& path);
+
+// Verifies a whole bundle without writing anything.
+Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* progress);
+
+} // namespace kubexm

@@ -1,0 +1,100 @@
+#include "bundle/report.hpp"
+
+#include <unordered_map>
+
+namespace kubexm {
+
+namespace {
+
+nlohmann::json info_json(const BundleInfo& info) {
+  return {{"name", info.name},
+          {"version", info.version},
+          {"format", info.format},
+          {"created_by", info.created_by},
+          {"source_date_epoch", info.source_date_epoch},
+          {"arches", info.arches},
+          {"os_profiles", info.os_profiles},
+          {"roles", info.roles}};
+}
+
+std::unordered_map<std::string_view, const Digest*> digests_by_path(const BundleHeader& header) {
+  std::unordered_map<std::string_view, const Digest*> digests;
+  for (const auto& sum : header.sums) {
+    digests.emplace(sum.path, &sum.digest);
+  }
+  return digests;
+}
+
+} // namespace
+
+nlohmann::json describe_bundle(const BundleHeader& header, const PayloadLocation& payload) {
+  nlohmann::json out = {{"bundle", info_json(header.info)},
+                        {"digest", to_hex(header.digest)},
+                        {"files", header.file_count},
+                        {"directories", header.directory_count},
+                        {"file_bytes", header.file_bytes},
+                        {"payload", {{"offset", payload.offset}, {"length", payload.length}}},
+                        {"self_extracting", payload.trailer.has_value()}};
+  if (payload.trailer) {
+    out["trailer"] = {{"format_version", payload.trailer->format_version},
+                      {"payload_offset", payload.trailer->payload_offset},
+                      {"payload_length", payload.trailer->payload_length},
+                      {"payload_sha256", to_hex(payload.trailer->payload_sha256)},
+                      {"bundle_digest", to_hex(payload.trailer->bundle_digest)}};
+  }
+  return out;
+}
+
+std::string describe_bundle_text(const BundleHeader& header, const PayloadLocation& payload) {
+  const auto& info = header.info;
+  std::string text = fmt::format("bundle:       {} {}\n"
+                                 "digest:       {}\n"
+                                 "format:       {}\n"
+                                 "created by:   {}\n"
+                                 "arches:       {}\n"
+                                 "os profiles:  {}\n"
+                                 "roles:        {}\n"
+                                 "contents:     {} files in {} directories, {}\n"
+                                 "payload:      {} at offset {}\n",
+                                 info.name, info.version, to_hex(header.digest), info.format, info.created_by,
+                                 fmt::join(info.arches, ", "), fmt::join(info.os_profiles, ", "),
+                                 fmt::join(info.roles, ", "), header.file_count, header.directory_count,
+                                 human_bytes(header.file_bytes), human_bytes(payload.length), payload.offset);
+  if (payload.trailer) {
+    text += fmt::format("trailer:      format {}, payload SHA-256 {}\n", payload.trailer->format_version,
+                        to_hex(payload.trailer->payload_sha256));
+  } else {
+    text += "trailer:      none (a plain archive)\n";
+  }
+  return text;
+}
+
+nlohmann::json list_members(const BundleHeader& header) {
+  auto digests = digests_by_path(header);
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& entry : header.index) {
+    nlohmann::json member = {{"path", entry.path},
+                             {"kind", entry.kind == EntryKind::directory ? "directory" : "file"},
+                             {"mode", fmt::format("{:04o}", entry.mode)},
+                             {"size", entry.size}};
+    if (auto it = digests.find(entry.path); it != digests.end()) {
+      member["sha256"] = to_hex(*it->second);
+    }
+    members.push_back(std::move(member));
+  }
+  return members;
+}
+
+std::string list_members_text(const BundleHeader& header) {
+  auto digests = digests_by_path(header);
+  std::string text;
+  for (const auto& entry : header.index) {
+    bool is_dir = entry.kind == EntryKind::directory;
+    auto it = digests.find(entry.path);
+    text += fmt::format("{} {:04o} {:>12} {:64} {}{}\n", is_dir ? 'd' : 'f', entry.mode, entry.size,
+                        it != digests.end() ? to_hex(*it->second) : "-", entry.path, is_dir ? "/" : "");
+  }
+  return text;
+}
+
+} // namespace kubexm

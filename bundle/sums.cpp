@@ -1,0 +1,69 @@
+#include "bundle/sums.hpp"
+
+#include <unordered_set>
+
+#include "bundle/path_safety.hpp"
+
+namespace kubexm {
+
+namespace {
+
+Result<SumEntry> parse_sum_line(std::string_view line) {
+  if (line.starts_with('\\')) {
+    return fail("escaped file names are not supported");
+  }
+  if (line.size() < 67 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*')) {
+    return fail("expected '<64 hex digits>  <path>'");
+  }
+  auto digest = digest_from_hex(line.substr(0, 64));
+  if (!digest) {
+    return fail("'{}' is not a SHA-256 digest", line.substr(0, 64));
+  }
+  auto path = check_member_path(line.substr(66));
+  if (!path) {
+    return fail("unsafe path '{}': {}", line.substr(66), path.error().message());
+  }
+  return SumEntry{std::move(*path), *digest};
+}
+
+} // namespace
+
+Result<std::vector<SumEntry>> parse_sums(std::string_view text, std::string_view what) {
+  std::vector<SumEntry> entries;
+  std::unordered_set<std::string_view> seen;
+  std::size_t line_number = 0;
+  while (!text.empty()) {
+    ++line_number;
+    auto end = text.find('\n');
+    if (end == std::string_view::npos) {
+      return fail_verification("{}: line {}: missing final newline", what, line_number);
+    }
+    auto entry = parse_sum_line(text.substr(0, end));
+    if (!entry) {
+      return std::unexpected(Error(ErrorKind::verification, fmt::format("{}: line {}: {}", what,
+                                                                        line_number,
+                                                                        entry.error().message())));
+    }
+    entries.push_back(std::move(*entry));
+    text.remove_prefix(end + 1);
+  }
+  for (const auto& entry : entries) {
+    if (!seen.insert(entry.path).second) {
+      return fail_verification("{}: '{}' is listed twice", what, entry.path);
+    }
+  }
+  return entries;
+}
+
+std::string format_sums(std::span<const SumEntry> entries) {
+  std::string text;
+  for (const auto& entry : entries) {
+    text += to_hex(entry.digest);
+    text += "  ";
+    text += entry.path;
+    text += '\n';
+  }
+  return text;
+}
+
+} // namespace kubexm

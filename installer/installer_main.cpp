@@ -1,0 +1,153 @@
+#include "installer/installer_main.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+
+#include "bundle/cli.hpp"
+#include "bundle/extract.hpp"
+#include "bundle/reader.hpp"
+#include "bundle/report.hpp"
+#include "installer/locate.hpp"
+
+namespace kubexm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct InstallerOptions {
+  CommonOptions common;
+  std::optional<fs::path> bundle;
+  bool json = false;
+  fs::path target;
+};
+
+std::unique_ptr<Progress> progress_for(const InstallerOptions& options) {
+  return make_progress(options.common.quiet ? ProgressStyle::quiet : ProgressStyle::automatic, "install");
+}
+
+Status print(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (std::fflush(stdout) != 0) {
+    return fail("writing to standard output failed");
+  }
+  return {};
+}
+
+Status run_verify(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto progress = progress_for(options);
+  auto header = verify_bundle(*path, progress.get());
+  if (!header) {
+    return add_context(header.error(), fmt::format("verifying {}", path->string()));
+  }
+  return print(fmt::format("{}: OK: bundle {} {}, {} files, {}, digest {}\n", path->string(), header->info.name,
+                           header->info.version, header->file_count, human_bytes(header->file_bytes),
+                           to_hex(header->digest)));
+}
+
+Status run_list(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto header = read_bundle_header(*path);
+  if (!header) {
+    return add_context(header.error(), path->string());
+  }
+  return print(options.json ? list_members(*header).dump(2) + "\n" : list_members_text(*header));
+}
+
+Status run_info(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto file = open_bundle_file(*path);
+  if (!file) {
+    return std::unexpected(file.error());
+  }
+  auto payload = file->payload;
+  auto header = read_bundle_header(*path);
+  if (!header) {
+    return add_context(header.error(), path->string());
+  }
+  if (options.json) {
+    auto out = describe_bundle(*header, payload);
+    out["file"] = path->string();
+    return print(out.dump(2) + "\n");
+  }
+  return print(fmt::format("file:         {}\n{}", path->string(), describe_bundle_text(*header, payload)));
+}
+
+Status run_extract(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto progress = progress_for(options);
+  auto report = extract_bundle(*path, options.target, progress.get());
+  if (!report) {
+    return add_context(report.error(), fmt::format("extracting {} into {}", path->string(),
+                                                   options.target.string()));
+  }
+  const auto& header = report->header;
+  if (report->outcome == ExtractOutcome::already_present) {
+    return print(fmt::format("{} already holds bundle {} {} (digest {}); nothing changed\n",
+                             options.target.string(), header.info.name, header.info.version,
+                             to_hex(header.digest)));
+  }
+  return print(fmt::format("extracted bundle {} {} into {}: {} files, {}, digest {}\n", header.info.name,
+                           header.info.version, options.target.string(), header.file_count,
+                           human_bytes(header.file_bytes), to_hex(header.digest)));
+}
+
+// The subcommands, in the order --help lists them (ninja's kTools[]).
+struct Command {
+  const char* name;
+  const char* help;
+  Status (*run)(const InstallerOptions&);
+};
+
+constexpr Command k_commands[] = {
+  {"verify", "Verify the whole bundle (every byte, every digest); writes nothing", run_verify},
+  {"list", "List the bundle's files with sizes and SHA-256 (from its verified index)", run_list},
+  {"info", "Show bundle.yaml, the aggregate digest and the trailer", run_info},
+  {"extract", "Verify and extract into DIR (staged next to DIR, moved into place at the end)", run_extract},
+};
+
+} // namespace
+
+int installer_main(int argc, char** argv) {
+  InstallerOptions options;
+  CLI::App app("install: the kubexm offline installer. It carries a kubexm-dist bundle (attached to itself, or "
+               "a kubexm-dist-*.tar.zst beside it), verifies it, and installs from it without network access.",
+               "install");
+  app.option_defaults()->always_capture_default(false);
+  add_common_options(app, options.common, "install (kubexm) " KUBEXM_VERSION);
+  app.add_option("--bundle", options.bundle,
+                 "The bundle to use (archive or self-extracting install); default: the one attached to this "
+                 "executable, else the one kubexm-dist-*.tar.zst beside it")
+    ->check(CLI::ExistingFile);
+  app.footer(exit_status_help());
+  app.require_subcommand(1);
+  const Command* chosen = nullptr;
+  for (const auto& command : k_commands) {
+    auto* sub = app.add_subcommand(command.name, command.help);
+    sub->callback([&chosen, &command] { chosen = &command; });
+    if (std::string_view(command.name) == "list" || std::string_view(command.name) == "info") {
+      sub->add_flag("--json", options.json, "Machine-readable output");
+    }
+    if (std::string_view(command.name) == "extract") {
+      sub->add_option("DIR", options.target, "Directory to extract into (new, empty, or holding this bundle)")
+        ->required();
+    }
+  }
+  return run_program("install", app, argc, argv, options.common, [&] { return chosen->run(options); });
+}
+
+} // namespace kubexm

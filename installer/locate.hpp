@@ -1,0 +1,14 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+#include "bundle/error.hpp"
+
+namespace kubexm {
+
+// Which bundle the installer works on: --bundle FILE if given; else the payload attached
+// to this executable; else the one kubexm-dist-*.tar.zst beside it.
+Result<std::filesystem::path> locate_bundle(const std::optional<std::filesystem::path>& given);
+
+} // namespace kubexm

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything kubexm needs to build, test, demo and benchmark, from Debian's packages.
+# Idempotent: packages already present are skipped, so both README commands call it every time.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git file binutils
+  # libraries (the installer links the static .a files of the first group)
+  libarchive-dev libzstd-dev libssl-dev libacl1-dev libyaml-cpp-dev
+  libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # programs the tests and benchmarks compare against or drive
+  zstd tar coreutils python3 time makeself hyperfine
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
