@@ -93,17 +93,22 @@ private:
   Clock::time_point m_last_draw;
 };
 
-// One plain line per 10% or per 5 seconds, whichever comes first: readable in logs and CI.
+// One plain line per 10% or per 5 seconds, whichever comes first, readable in logs and CI;
+// nothing for operations that finish within a second, where lines would only be noise.
 class LineProgress final : public Progress {
 public:
   explicit LineProgress(std::string program) : m_program(std::move(program)) {}
   void begin(std::string_view label, std::uint64_t total) override {
     m_meter.begin(label, total);
     m_next_fraction = 0.1;
+    m_printed = false;
     m_last_line = Clock::now();
   }
   void advance(std::uint64_t bytes) override {
     m_meter.advance(bytes);
+    if (m_meter.seconds() < 1.0) {
+      return;
+    }
     auto now = Clock::now();
     if (m_meter.fraction() >= m_next_fraction || now - m_last_line >= std::chrono::seconds(5)) {
       while (m_next_fraction <= m_meter.fraction()) {
@@ -113,10 +118,15 @@ public:
       print();
     }
   }
-  void end() override {}
+  void end() override {
+    if (m_printed && m_meter.done() >= m_meter.total()) {
+      print();
+    }
+  }
 
 private:
-  void print() const {
+  void print() {
+    m_printed = true;
     std::fprintf(stderr, "%s: %s: %3.0f%% (%s)\n", m_program.c_str(), m_meter.label().c_str(),
                  m_meter.fraction() * 100, m_meter.stats().c_str());
   }
@@ -124,6 +134,7 @@ private:
   std::string m_program;
   Meter m_meter;
   double m_next_fraction = 0.1;
+  bool m_printed = false;
   Clock::time_point m_last_line;
 };
 

@@ -108,6 +108,11 @@ struct BundleReader::Impl {
   std::uint64_t length = 0;   // of the payload
   std::uint64_t consumed = 0; // payload bytes handed to libarchive so far
   Sha256 payload_hash;
+  bool hash_payload = false;
+  Digest info_digest{};  // from SHA256SUMS, checked when bundle.yaml arrives
+  Digest index_digest{}; // likewise for bundle.index
+  bool info_listed = false;
+  bool index_listed = false;
   Progress* progress = nullptr;
   std::vector<std::byte> buffer = std::vector<std::byte>(k_chunk_size);
   bool interrupted = false;
@@ -115,7 +120,6 @@ struct BundleReader::Impl {
 
   BundleHeader header;
   std::unordered_map<std::string_view, std::size_t> positions; // index path -> position
-  std::unordered_map<std::string_view, const Digest*> digests;
 
   ~Impl() {
     if (reader) {
@@ -143,7 +147,9 @@ struct BundleReader::Impl {
       return -1;
     }
     auto bytes = std::span(buffer.data(), static_cast<std::size_t>(n));
-    payload_hash.update(bytes);
+    if (hash_payload) {
+      payload_hash.update(bytes);
+    }
     consumed += bytes.size();
     if (progress) {
       progress->advance(bytes.size());
@@ -205,22 +211,34 @@ struct BundleReader::Impl {
     return text;
   }
 
-  Status check_listed(std::string_view path, std::string_view text) {
-    auto found = std::ranges::find(header.sums, path, &SumEntry::path);
-    if (found == header.sums.end()) {
+  // Finds the digests of the two other metadata files; the rest of SHA256SUMS is read
+  // once bundle.index says what to expect.
+  Status read_metadata_digests() {
+    return for_each_sum(header.sums_text, k_sums_name, [&](std::string_view path, const Digest& digest) -> Status {
+      if (path == k_info_name) {
+        info_digest = digest;
+        info_listed = true;
+      } else if (path == k_index_name) {
+        index_digest = digest;
+        index_listed = true;
+      }
+      return {};
+    });
+  }
+
+  static Status check_listed(std::string_view path, std::string_view text, bool listed, const Digest& expected) {
+    if (!listed) {
       return fail_verification("{} is not listed in SHA256SUMS", path);
     }
-    if (sha256_of(text) != found->digest) {
-      return fail_verification("{}: SHA-256 mismatch: SHA256SUMS says {}, content is {}", path,
-                               to_hex(found->digest), to_hex(sha256_of(text)));
+    if (auto actual = sha256_of(text); actual != expected) {
+      return fail_verification("{}: SHA-256 mismatch: SHA256SUMS says {}, content is {}", path, to_hex(expected),
+                               to_hex(actual));
     }
     return {};
   }
 
-  // SHA256SUMS and bundle.index must list exactly the same files.
-  Status cross_check() {
-    std::vector<std::string> only_sums;
-    std::vector<std::string> only_index;
+  void count_index() {
+    positions.reserve(header.index.size());
     for (std::size_t i = 0; i < header.index.size(); ++i) {
       const auto& entry = header.index[i];
       positions.emplace(entry.path, i);
@@ -231,21 +249,42 @@ struct BundleReader::Impl {
         ++header.directory_count;
       }
     }
-    for (const auto& sum : header.sums) {
-      digests.emplace(sum.path, &sum.digest);
-      auto at = positions.find(sum.path);
-      bool metadata = sum.path == k_info_name || sum.path == k_index_name;
-      if (!metadata && (at == positions.end() || header.index[at->second].kind != EntryKind::file)) {
-        only_sums.push_back(sum.path);
+  }
+
+  // SHA256SUMS and bundle.index must list exactly the same files; the digests are kept in
+  // a vector parallel to the index.
+  Status cross_check() {
+    count_index();
+    header.digests.assign(header.index.size(), Digest{});
+    std::vector<bool> listed(header.index.size(), false);
+    std::vector<std::string> only_sums;
+    auto status = for_each_sum(header.sums_text, k_sums_name, [&](std::string_view path, const Digest& d) -> Status {
+      if (path == k_info_name || path == k_index_name) {
+        return {};
       }
-    }
-    for (const auto& entry : header.index) {
-      if (entry.kind == EntryKind::file && !digests.contains(entry.path)) {
-        only_index.push_back(entry.path);
+      auto at = positions.find(path);
+      if (at == positions.end() || header.index[at->second].kind != EntryKind::file) {
+        only_sums.emplace_back(path);
+        return {};
       }
+      if (listed[at->second]) {
+        return fail_verification("SHA256SUMS: '{}' is listed twice", path);
+      }
+      listed[at->second] = true;
+      header.digests[at->second] = d;
+      return {};
+    });
+    if (!status) {
+      return status;
     }
     if (!only_sums.empty()) {
       return fail_verification("SHA256SUMS lists files that bundle.index does not: {}", summarize(only_sums));
+    }
+    std::vector<std::string> only_index;
+    for (std::size_t i = 0; i < header.index.size(); ++i) {
+      if (header.index[i].kind == EntryKind::file && !listed[i]) {
+        only_index.push_back(header.index[i].path);
+      }
     }
     if (!only_index.empty()) {
       return fail_verification("bundle.index lists files that SHA256SUMS does not: {}", summarize(only_index));
@@ -253,8 +292,7 @@ struct BundleReader::Impl {
     return {};
   }
 
-  Result<const IndexEntry*> match_index(archive_entry* entry, std::string_view path,
-                                        std::vector<bool>& seen) {
+  Result<std::size_t> match_index(archive_entry* entry, std::string_view path, std::vector<bool>& seen) {
     auto at = positions.find(path);
     if (at == positions.end()) {
       return fail_verification("member '{}' is not listed in bundle.index or SHA256SUMS", path);
@@ -279,10 +317,11 @@ struct BundleReader::Impl {
       return fail_verification("member '{}' has {} bytes in the archive, bundle.index says {}", path, size,
                                listed.size);
     }
-    return &listed;
+    return at->second;
   }
 
-  Status stream_file(const IndexEntry& listed, EntrySink& sink) {
+  Status stream_file(std::size_t position, EntrySink& sink) {
+    const IndexEntry& listed = header.index[position];
     if (auto status = sink.begin_file(listed); !status) {
       return status;
     }
@@ -314,7 +353,7 @@ struct BundleReader::Impl {
                                listed.size);
     }
     auto digest = hash.finish();
-    const Digest& expected = *digests.at(listed.path);
+    const Digest& expected = header.digests[position];
     if (digest != expected) {
       return fail_verification("member '{}': SHA-256 mismatch: SHA256SUMS says {}, content is {}", listed.path,
                                to_hex(expected), to_hex(digest));
@@ -337,8 +376,9 @@ struct BundleReader::Impl {
   }
 };
 
-BundleReader::BundleReader(BundleFile file, Progress* progress)
+BundleReader::BundleReader(BundleFile file, Progress* progress, PayloadCheck check)
     : m_file(std::move(file)), m_impl(std::make_unique<Impl>()) {
+  m_impl->hash_payload = check == PayloadCheck::trailer && m_file.payload.trailer.has_value();
   m_impl->fd = m_file.fd.get();
   m_impl->offset = m_file.payload.offset;
   m_impl->length = m_file.payload.length;
@@ -347,8 +387,8 @@ BundleReader::BundleReader(BundleFile file, Progress* progress)
 
 BundleReader::~BundleReader() = default;
 
-Result<std::unique_ptr<BundleReader>> BundleReader::open(BundleFile file, Progress* progress) {
-  std::unique_ptr<BundleReader> self(new BundleReader(std::move(file), progress));
+Result<std::unique_ptr<BundleReader>> BundleReader::open(BundleFile file, Progress* progress, PayloadCheck check) {
+  std::unique_ptr<BundleReader> self(new BundleReader(std::move(file), progress, check));
   Impl& impl = *self->m_impl;
   impl.reader = archive_read_new();
   archive_read_support_filter_zstd(impl.reader);
@@ -359,7 +399,7 @@ Result<std::unique_ptr<BundleReader>> BundleReader::open(BundleFile file, Progre
   return self;
 }
 
-Result<BundleHeader> BundleReader::read_header() {
+Result<const BundleHeader*> BundleReader::read_header() {
   Impl& impl = *m_impl;
   auto sums_text = impl.read_metadata(k_sums_name);
   if (!sums_text) {
@@ -370,18 +410,16 @@ Result<BundleHeader> BundleReader::read_header() {
     return fail_verification("SHA256SUMS has digest {}, the trailer says {}: the payload was altered",
                              to_hex(impl.header.digest), to_hex(m_file.payload.trailer->bundle_digest));
   }
-  auto sums = parse_sums(*sums_text, k_sums_name);
-  if (!sums) {
-    return std::unexpected(sums.error());
-  }
-  impl.header.sums = std::move(*sums);
   impl.header.sums_text = std::move(*sums_text);
+  if (auto status = impl.read_metadata_digests(); !status) {
+    return std::unexpected(status.error());
+  }
 
   auto info_text = impl.read_metadata(k_info_name);
   if (!info_text) {
     return std::unexpected(info_text.error());
   }
-  if (auto status = impl.check_listed(k_info_name, *info_text); !status) {
+  if (auto status = Impl::check_listed(k_info_name, *info_text, impl.info_listed, impl.info_digest); !status) {
     return std::unexpected(status.error());
   }
   auto info = parse_bundle_info(*info_text, k_info_name, InfoSource::bundle);
@@ -395,7 +433,7 @@ Result<BundleHeader> BundleReader::read_header() {
   if (!index_text) {
     return std::unexpected(index_text.error());
   }
-  if (auto status = impl.check_listed(k_index_name, *index_text); !status) {
+  if (auto status = Impl::check_listed(k_index_name, *index_text, impl.index_listed, impl.index_digest); !status) {
     return std::unexpected(status.error());
   }
   auto index = parse_index(*index_text);
@@ -407,8 +445,10 @@ Result<BundleHeader> BundleReader::read_header() {
   if (auto status = impl.cross_check(); !status) {
     return std::unexpected(status.error());
   }
-  return impl.header;
+  return &impl.header;
 }
+
+BundleHeader BundleReader::release_header() { return std::move(m_impl->header); }
 
 Status BundleReader::read_members(EntrySink& sink) {
   Impl& impl = *m_impl;
@@ -419,6 +459,9 @@ Status BundleReader::read_members(EntrySink& sink) {
       return std::unexpected(entry.error());
     }
     if (*entry == nullptr) {
+      if (auto status = sink.flush(); !status) {
+        return status;
+      }
       return impl.check_all_seen(seen);
     }
     const char* raw = archive_entry_pathname(*entry);
@@ -430,12 +473,12 @@ Status BundleReader::read_members(EntrySink& sink) {
     if (auto status = check_member_kind(*entry, *path); !status) {
       return status;
     }
-    auto listed = impl.match_index(*entry, *path, seen);
-    if (!listed) {
-      return std::unexpected(listed.error());
+    auto position = impl.match_index(*entry, *path, seen);
+    if (!position) {
+      return std::unexpected(position.error());
     }
-    auto status = (*listed)->kind == EntryKind::directory ? sink.directory(**listed)
-                                                           : impl.stream_file(**listed, sink);
+    const IndexEntry& listed = impl.header.index[*position];
+    auto status = listed.kind == EntryKind::directory ? sink.directory(listed) : impl.stream_file(*position, sink);
     if (!status) {
       return status;
     }
@@ -450,8 +493,11 @@ Status BundleReader::finish() {
       return std::unexpected(impl.archive_error("reading the end of the payload"));
     }
   }
+  if (!impl.hash_payload) {
+    return {};
+  }
   auto digest = impl.payload_hash.finish();
-  if (m_file.payload.trailer && digest != m_file.payload.trailer->payload_sha256) {
+  if (digest != m_file.payload.trailer->payload_sha256) {
     return fail_verification("the payload's SHA-256 is {}, the trailer says {}", to_hex(digest),
                              to_hex(m_file.payload.trailer->payload_sha256));
   }
@@ -463,11 +509,14 @@ Result<BundleHeader> read_bundle_header(const std::filesystem::path& path) {
   if (!file) {
     return std::unexpected(file.error());
   }
-  auto reader = BundleReader::open(std::move(*file), nullptr);
+  auto reader = BundleReader::open(std::move(*file), nullptr, PayloadCheck::members_only);
   if (!reader) {
     return std::unexpected(reader.error());
   }
-  return (*reader)->read_header();
+  if (auto header = (*reader)->read_header(); !header) {
+    return std::unexpected(header.error());
+  }
+  return (*reader)->release_header();
 }
 
 namespace {
@@ -487,20 +536,23 @@ Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* 
     return std::unexpected(file.error());
   }
   ProgressPhase phase(progress, "verify", file->payload.length);
-  auto reader = BundleReader::open(std::move(*file), progress);
+  auto reader = BundleReader::open(std::move(*file), progress, PayloadCheck::trailer);
   if (!reader) {
     return std::unexpected(reader.error());
   }
   auto header = (*reader)->read_header();
+  if (!header) {
+    return std::unexpected(header.error());
+  }
   NullSink sink;
-  Status status = header ? (*reader)->read_members(sink) : Status(std::unexpected(header.error()));
+  auto status = (*reader)->read_members(sink);
   if (status) {
     status = (*reader)->finish();
   }
   if (!status) {
     return std::unexpected(status.error());
   }
-  return header;
+  return (*reader)->release_header();
 }
 
 } // namespace kubexm

@@ -23,11 +23,11 @@ inline constexpr std::string_view k_index_name = "bundle.index";
 // The verified metadata at the start of a bundle.
 struct BundleHeader {
   std::string sums_text;
-  std::vector<SumEntry> sums;
   std::string info_text;
   BundleInfo info;
   std::string index_text;
   std::vector<IndexEntry> index;
+  std::vector<Digest> digests; // from SHA256SUMS, parallel to index; zero for directories
   Digest digest{}; // the bundle's aggregate digest: SHA-256 of SHA256SUMS
   std::uint64_t file_bytes = 0;
   std::size_t file_count = 0;
@@ -43,7 +43,12 @@ public:
   virtual Status begin_file(const IndexEntry& entry) = 0;
   virtual Status file_data(std::span<const std::byte> bytes) = 0;
   virtual Status end_file() = 0;
+  // Called once after the last member; returns the first failure of asynchronous work.
+  virtual Status flush() { return {}; }
 };
+
+// Whether the reader hashes the whole payload for the trailer's payload_sha256.
+enum class PayloadCheck { trailer, members_only };
 
 // Reads a bundle payload (zstd-compressed tar) in one pass, verifying as it goes:
 // the metadata first (read_header), then every member against bundle.index and
@@ -52,13 +57,18 @@ public:
 class BundleReader {
 public:
   // Takes an open bundle file; `progress` (may be null) is advanced by payload bytes read.
-  static Result<std::unique_ptr<BundleReader>> open(BundleFile file, Progress* progress);
+  // With PayloadCheck::trailer, the payload's SHA-256 is computed and checked against the
+  // trailer by finish(); extraction skips it because every member is checked against
+  // SHA256SUMS, and SHA256SUMS against the trailer's bundle digest, which covers all that
+  // is extracted (it saves a second SHA-256 pass over the payload).
+  static Result<std::unique_ptr<BundleReader>> open(BundleFile file, Progress* progress, PayloadCheck check);
   ~BundleReader();
   BundleReader(const BundleReader&) = delete;
   BundleReader& operator=(const BundleReader&) = delete;
 
-  // Reads and verifies SHA256SUMS, bundle.yaml and bundle.index. Call once, first.
-  Result<BundleHeader> read_header();
+  // Reads and verifies SHA256SUMS, bundle.yaml and bundle.index. Call once, first; the
+  // header lives as long as the reader.
+  Result<const BundleHeader*> read_header();
 
   // Reads every other member, verifies it and hands it to `sink`.
   Status read_members(EntrySink& sink);
@@ -66,11 +76,15 @@ public:
   // Reads what is left of the payload and checks its SHA-256 against the trailer.
   Status finish();
 
+  // Hands the header over (after the last use of the reader): large bundles have large
+  // headers, and nothing copies them.
+  BundleHeader release_header();
+
   const BundleFile& file() const { return m_file; }
 
 private:
   struct Impl;
-  explicit BundleReader(BundleFile file, Progress* progress);
+  BundleReader(BundleFile file, Progress* progress, PayloadCheck check);
 
   BundleFile m_file;
   std::unique_ptr<Impl> m_impl;

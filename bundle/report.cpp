@@ -1,6 +1,5 @@
 #include "bundle/report.hpp"
 
-#include <unordered_map>
 
 namespace kubexm {
 
@@ -15,14 +14,6 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"arches", info.arches},
           {"os_profiles", info.os_profiles},
           {"roles", info.roles}};
-}
-
-std::unordered_map<std::string_view, const Digest*> digests_by_path(const BundleHeader& header) {
-  std::unordered_map<std::string_view, const Digest*> digests;
-  for (const auto& sum : header.sums) {
-    digests.emplace(sum.path, &sum.digest);
-  }
-  return digests;
 }
 
 } // namespace
@@ -70,15 +61,15 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
 }
 
 nlohmann::json list_members(const BundleHeader& header) {
-  auto digests = digests_by_path(header);
   nlohmann::json members = nlohmann::json::array();
-  for (const auto& entry : header.index) {
+  for (std::size_t i = 0; i < header.index.size(); ++i) {
+    const auto& entry = header.index[i];
     nlohmann::json member = {{"path", entry.path},
                              {"kind", entry.kind == EntryKind::directory ? "directory" : "file"},
                              {"mode", fmt::format("{:04o}", entry.mode)},
                              {"size", entry.size}};
-    if (auto it = digests.find(entry.path); it != digests.end()) {
-      member["sha256"] = to_hex(*it->second);
+    if (entry.kind == EntryKind::file) {
+      member["sha256"] = to_hex(header.digests[i]);
     }
     members.push_back(std::move(member));
   }
@@ -86,13 +77,12 @@ nlohmann::json list_members(const BundleHeader& header) {
 }
 
 std::string list_members_text(const BundleHeader& header) {
-  auto digests = digests_by_path(header);
   std::string text;
-  for (const auto& entry : header.index) {
+  for (std::size_t i = 0; i < header.index.size(); ++i) {
+    const auto& entry = header.index[i];
     bool is_dir = entry.kind == EntryKind::directory;
-    auto it = digests.find(entry.path);
     text += fmt::format("{} {:04o} {:>12} {:64} {}{}\n", is_dir ? 'd' : 'f', entry.mode, entry.size,
-                        it != digests.end() ? to_hex(*it->second) : "-", entry.path, is_dir ? "/" : "");
+                        is_dir ? "-" : to_hex(header.digests[i]), entry.path, is_dir ? "/" : "");
   }
   return text;
 }

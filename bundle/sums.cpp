@@ -28,9 +28,8 @@ Result<SumEntry> parse_sum_line(std::string_view line) {
 
 } // namespace
 
-Result<std::vector<SumEntry>> parse_sums(std::string_view text, std::string_view what) {
-  std::vector<SumEntry> entries;
-  std::unordered_set<std::string_view> seen;
+Status for_each_sum(std::string_view text, std::string_view what,
+                    const std::function<Status(std::string_view path, const Digest& digest)>& visit) {
   std::size_t line_number = 0;
   while (!text.empty()) {
     ++line_number;
@@ -40,17 +39,28 @@ Result<std::vector<SumEntry>> parse_sums(std::string_view text, std::string_view
     }
     auto entry = parse_sum_line(text.substr(0, end));
     if (!entry) {
-      return std::unexpected(Error(ErrorKind::verification, fmt::format("{}: line {}: {}", what,
-                                                                        line_number,
-                                                                        entry.error().message())));
+      return fail_verification("{}: line {}: {}", what, line_number, entry.error().message());
     }
-    entries.push_back(std::move(*entry));
+    if (auto status = visit(entry->path, entry->digest); !status) {
+      return status;
+    }
     text.remove_prefix(end + 1);
   }
-  for (const auto& entry : entries) {
-    if (!seen.insert(entry.path).second) {
-      return fail_verification("{}: '{}' is listed twice", what, entry.path);
+  return {};
+}
+
+Result<std::vector<SumEntry>> parse_sums(std::string_view text, std::string_view what) {
+  std::vector<SumEntry> entries;
+  std::unordered_set<std::string> seen;
+  auto status = for_each_sum(text, what, [&](std::string_view path, const Digest& digest) -> Status {
+    if (!seen.emplace(path).second) {
+      return fail_verification("{}: '{}' is listed twice", what, path);
     }
+    entries.push_back({std::string(path), digest});
+    return {};
+  });
+  if (!status) {
+    return std::unexpected(status.error());
   }
   return entries;
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,6 +25,11 @@ struct SumEntry {
 // Escaped names (lines starting with "\") are never written and rejected on read; each
 // path appears once. `what` names the file in errors.
 Result<std::vector<SumEntry>> parse_sums(std::string_view text, std::string_view what);
+
+// The same grammar, streamed: calls `visit` for each line in order, without keeping them.
+// Duplicates are the caller's to detect.
+Status for_each_sum(std::string_view text, std::string_view what,
+                    const std::function<Status(std::string_view path, const Digest& digest)>& visit);
 
 // Formats entries in the given order, two spaces between digest and path.
 std::string format_sums(std::span<const SumEntry> entries);

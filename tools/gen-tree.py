@@ -29,7 +29,18 @@ def write(path, data, mode=0o644):
     os.chmod(path, mode)
 
 
+def random_bytes(rng, size):
+    """Incompressible bytes; randbytes() is limited to 256 MiB a call."""
+    chunk = 16 << 20
+    return b"".join(rng.randbytes(min(chunk, size - at)) for at in range(0, size, chunk))
+
+
 def text_block(rng, size):
+    """Compressible text: a 64 KiB block of random lines, repeated with a counter."""
+    if size > 1 << 16:
+        block = text_block(rng, 1 << 16)
+        parts = [block + f"# part {i}\n".encode() for i in range(size // len(block) + 1)]
+        return b"".join(parts)[:size]
     words = ["kubelet", "apiserver", "etcd", "containerd", "runc", "calico", "coredns",
              "version:", "sha256:", "arch: amd64", "arch: arm64", "- name:", "requires:"]
     out = []
@@ -67,7 +78,7 @@ def main():
     for i in range(blob_count):
         arch = ("amd64", "arm64")[i % 2]
         name = ("kubelet", "kube-apiserver", "etcd")[i // 2 % 3]
-        write(os.path.join(root, "binaries", arch, name), rng.randbytes(blob_budget // blob_count), 0o755)
+        write(os.path.join(root, "binaries", arch, name), random_bytes(rng, blob_budget // blob_count), 0o755)
 
     # 10%: many small files (rendered per-node configuration), some of them private keys.
     small_budget = total // 10
