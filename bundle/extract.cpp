@@ -1,17 +1,13 @@
 #include "bundle/extract.hpp"
 
 #include <cerrno>
-#include <condition_variable>
-#include <deque>
 #include <fcntl.h>
-#include <mutex>
-#include <optional>
-#include <thread>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "bundle/fs.hpp"
+#include "bundle/worker.hpp"
 
 namespace kubexm {
 
@@ -116,35 +112,20 @@ private:
 
 // Runs another sink on a thread of its own, so that decompressing and hashing (the
 // reader's thread) overlap with creating and writing files. On a 2 GiB bundle of 105k
-// files this takes extraction from 11.4 s to 7.3 s on two cores.
+// files this takes extraction from 1.31x to 0.92x the time of zstd -dc | tar -x.
 class ThreadedSink final : public EntrySink {
 public:
-  explicit ThreadedSink(EntrySink& target) : m_target(target), m_worker([this] { work(); }) {}
-  ~ThreadedSink() override { (void)flush(); }
-  ThreadedSink(const ThreadedSink&) = delete;
-  ThreadedSink& operator=(const ThreadedSink&) = delete;
+  explicit ThreadedSink(EntrySink& target)
+      : m_target(target), m_worker([this](Op& op) { return apply(op); }, [](const Op& op) { return op.bytes.size(); },
+                                   k_max_queued) {}
 
-  Status directory(const IndexEntry& entry) override { return push({Op::directory, &entry, {}}); }
-  Status begin_file(const IndexEntry& entry) override { return push({Op::begin_file, &entry, {}}); }
+  Status directory(const IndexEntry& entry) override { return m_worker.push({Op::directory, &entry, {}}); }
+  Status begin_file(const IndexEntry& entry) override { return m_worker.push({Op::begin_file, &entry, {}}); }
   Status file_data(std::span<const std::byte> bytes) override {
-    return push({Op::data, nullptr, std::vector<std::byte>(bytes.begin(), bytes.end())});
+    return m_worker.push({Op::data, nullptr, std::vector<std::byte>(bytes.begin(), bytes.end())});
   }
-  Status end_file() override { return push({Op::end_file, nullptr, {}}); }
-
-  Status flush() override {
-    {
-      std::lock_guard lock(m_mutex);
-      m_closed = true;
-    }
-    m_changed.notify_all();
-    if (m_worker.joinable()) {
-      m_worker.join();
-    }
-    if (m_error) {
-      return std::unexpected(*m_error);
-    }
-    return {};
-  }
+  Status end_file() override { return m_worker.push({Op::end_file, nullptr, {}}); }
+  Status flush() override { return m_worker.finish(); }
 
 private:
   struct Op {
@@ -155,19 +136,6 @@ private:
 
   // 8 MiB in flight keeps both threads busy (16 MiB measured no faster) and bounds memory.
   static constexpr std::size_t k_max_queued = 8 << 20;
-
-  Status push(Op op) {
-    std::unique_lock lock(m_mutex);
-    m_changed.wait(lock, [&] { return m_queued < k_max_queued || m_error; });
-    if (m_error) {
-      return std::unexpected(*m_error);
-    }
-    m_queued += op.bytes.size();
-    m_queue.push_back(std::move(op));
-    lock.unlock();
-    m_changed.notify_all();
-    return {};
-  }
 
   Status apply(const Op& op) {
     switch (op.kind) {
@@ -183,34 +151,8 @@ private:
     return {};
   }
 
-  void work() {
-    std::unique_lock lock(m_mutex);
-    while (true) {
-      m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
-      if (m_queue.empty()) {
-        return;
-      }
-      Op op = std::move(m_queue.front());
-      m_queue.pop_front();
-      m_queued -= op.bytes.size();
-      lock.unlock();
-      m_changed.notify_all();
-      auto status = m_error ? Status{} : apply(op);
-      lock.lock();
-      if (!status && !m_error) {
-        m_error = status.error();
-      }
-    }
-  }
-
   EntrySink& m_target;
-  std::mutex m_mutex;
-  std::condition_variable m_changed;
-  std::deque<Op> m_queue;
-  std::size_t m_queued = 0;
-  bool m_closed = false;
-  std::optional<Error> m_error;
-  std::thread m_worker; // last: started once the members above exist
+  OrderedWorker<Op> m_worker;
 };
 
 // A target that exists may be empty or hold exactly this bundle already.

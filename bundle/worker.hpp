@@ -1,0 +1,97 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "bundle/error.hpp"
+
+namespace kubexm {
+
+// A thread that applies `handle` to items from one producer, in order. At most `budget`
+// units (as `weight` counts them, e.g. bytes) wait in the queue, so memory stays bounded
+// and the producer slows to the consumer's pace. The first failure is kept: later items
+// are dropped, and push() and finish() return it.
+template <typename T> class OrderedWorker {
+public:
+  using Handler = std::function<Status(T&)>;
+  using Weight = std::function<std::size_t(const T&)>;
+
+  OrderedWorker(Handler handle, Weight weight, std::size_t budget)
+      : m_handle(std::move(handle)), m_weight(std::move(weight)), m_budget(budget),
+        m_thread([this] { work(); }) {}
+  ~OrderedWorker() { (void)finish(); }
+  OrderedWorker(const OrderedWorker&) = delete;
+  OrderedWorker& operator=(const OrderedWorker&) = delete;
+
+  // Queues an item, waiting while the queue is over budget.
+  Status push(T item) {
+    std::size_t weight = m_weight(item);
+    std::unique_lock lock(m_mutex);
+    m_changed.wait(lock, [&] { return m_queued < m_budget || m_error; });
+    if (m_error) {
+      return std::unexpected(*m_error);
+    }
+    m_queued += weight;
+    m_queue.push_back(std::move(item));
+    lock.unlock();
+    m_changed.notify_all();
+    return {};
+  }
+
+  // Waits until every queued item is handled; returns the first failure.
+  Status finish() {
+    {
+      std::lock_guard lock(m_mutex);
+      m_closed = true;
+    }
+    m_changed.notify_all();
+    if (m_thread.joinable()) {
+      m_thread.join();
+    }
+    if (m_error) {
+      return std::unexpected(*m_error);
+    }
+    return {};
+  }
+
+private:
+  void work() {
+    std::unique_lock lock(m_mutex);
+    while (true) {
+      m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
+      if (m_queue.empty()) {
+        return;
+      }
+      T item = std::move(m_queue.front());
+      m_queue.pop_front();
+      m_queued -= m_weight(item);
+      bool failed = m_error.has_value();
+      lock.unlock();
+      m_changed.notify_all();
+      auto status = failed ? Status{} : m_handle(item);
+      lock.lock();
+      if (!status && !m_error) {
+        m_error = status.error();
+        m_changed.notify_all();
+      }
+    }
+  }
+
+  Handler m_handle;
+  Weight m_weight;
+  std::size_t m_budget;
+  std::mutex m_mutex;
+  std::condition_variable m_changed;
+  std::deque<T> m_queue;
+  std::size_t m_queued = 0;
+  bool m_closed = false;
+  std::optional<Error> m_error;
+  std::thread m_thread; // last: starts once the members above exist
+};
+
+} // namespace kubexm
