@@ -59,6 +59,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--name", default="demo")
     parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--small-files", type=int, default=None,
+                        help="number of small files (default: as many as fill 10%% of --size)")
     args = parser.parse_args()
 
     total = parse_size(args.size)
@@ -83,7 +85,7 @@ def main():
     # 10%: many small files (rendered per-node configuration), some of them private keys.
     small_budget = total // 10
     small_size = 2048
-    count = max(1, small_budget // small_size)
+    count = args.small_files if args.small_files is not None else max(1, small_budget // small_size)
     for i in range(count):
         node = f"node{i // 40:03d}"
         if i % 10 == 0:
