@@ -1,7 +1,6 @@
 #include "builder/builder_main.hpp"
 
 #include <charconv>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -30,18 +29,6 @@ struct BuilderOptions {
   fs::path file;
   bool json = false;
 };
-
-std::unique_ptr<Progress> progress_for(const BuilderOptions& options) {
-  return make_progress(options.common.quiet ? ProgressStyle::quiet : ProgressStyle::automatic, "kubexm-builder");
-}
-
-Status print(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  if (std::fflush(stdout) != 0) {
-    return fail("writing to standard output failed");
-  }
-  return {};
-}
 
 // The static installer to prepend: --installer, else `install` beside this program (the
 // build tree), else ../libexec/kubexm/install (an installed layout).
@@ -75,7 +62,7 @@ Status run_pack(const BuilderOptions& options) {
   if (!environment_epoch) {
     return std::unexpected(environment_epoch.error());
   }
-  auto progress = progress_for(options);
+  auto progress = make_progress(options.common, "kubexm-builder");
   PackOptions pack;
   pack.dist_dir = options.dist_dir;
   pack.out_dir = options.out_dir;
@@ -92,7 +79,7 @@ Status run_pack(const BuilderOptions& options) {
   for (const auto& note : result->notes) {
     spdlog::info("{}", note);
   }
-  return print(fmt::format("packed bundle {} {}: {} files, {}, digest {}\n"
+  return print_stdout(fmt::format("packed bundle {} {}: {} files, {}, digest {}\n"
                            "  {}  {}\n  {}  {}\n  {}\n",
                            result->info.name, result->info.version, result->file_count,
                            human_bytes(result->file_bytes), to_hex(result->bundle_digest),
@@ -102,32 +89,20 @@ Status run_pack(const BuilderOptions& options) {
 }
 
 Status run_verify(const BuilderOptions& options) {
-  auto progress = progress_for(options);
+  auto progress = make_progress(options.common, "kubexm-builder");
   auto header = verify_bundle(options.file, progress.get());
   if (!header) {
     return add_context(header.error(), fmt::format("verifying {}", options.file.string()));
   }
-  return print(fmt::format("{}: OK: bundle {} {}, {} files, {}, digest {}\n", options.file.string(),
-                           header->info.name, header->info.version, header->file_count,
-                           human_bytes(header->file_bytes), to_hex(header->digest)));
+  return print_stdout(verified_line(options.file, *header));
 }
 
 Status run_inspect(const BuilderOptions& options) {
-  auto file = open_bundle_file(options.file);
-  if (!file) {
-    return std::unexpected(file.error());
+  auto text = describe_bundle_file(options.file, options.json ? OutputFormat::json : OutputFormat::text);
+  if (!text) {
+    return std::unexpected(text.error());
   }
-  auto payload = file->payload;
-  auto header = read_bundle_header(options.file);
-  if (!header) {
-    return add_context(header.error(), options.file.string());
-  }
-  if (options.json) {
-    auto out = describe_bundle(*header, payload);
-    out["file"] = options.file.string();
-    return print(out.dump(2) + "\n");
-  }
-  return print(fmt::format("file:         {}\n{}", options.file.string(), describe_bundle_text(*header, payload)));
+  return print_stdout(*text);
 }
 
 } // namespace

@@ -1,5 +1,7 @@
 #include "bundle/cli.hpp"
 
+#include <cstdio>
+
 #include "bundle/interrupt.hpp"
 
 namespace kubexm {
@@ -11,6 +13,18 @@ std::string exit_status_help() {
          "  2    usage error\n"
          "  3    verification failed (tampered, truncated or unsafe bundle)\n"
          "  130  interrupted (SIGINT or SIGTERM); nothing half-done is left in place";
+}
+
+std::unique_ptr<Progress> make_progress(const CommonOptions& options, std::string program) {
+  return make_progress(options.quiet ? ProgressStyle::quiet : ProgressStyle::automatic, std::move(program));
+}
+
+Status print_stdout(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    return fail("writing to standard output failed");
+  }
+  return {};
 }
 
 void add_common_options(CLI::App& app, CommonOptions& options, std::string_view version_line) {

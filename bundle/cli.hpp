@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -8,6 +9,7 @@
 
 #include "bundle/error.hpp"
 #include "bundle/log.hpp"
+#include "bundle/progress.hpp"
 
 namespace kubexm {
 
@@ -31,6 +33,12 @@ struct CommonOptions {
     return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
   }
 };
+
+// The progress reporter these options ask for.
+std::unique_ptr<Progress> make_progress(const CommonOptions& options, std::string program);
+
+// Writes data to stdout; a failed write (a full disk, a closed pipe) is an error.
+Status print_stdout(std::string_view text);
 
 // Adds --quiet, --verbose and --version to `app`.
 void add_common_options(CLI::App& app, CommonOptions& options, std::string_view version_line);

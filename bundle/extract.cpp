@@ -290,12 +290,7 @@ Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& tar
   if (!kubexm::is_directory(target.parent_path())) {
     return fail("{}: the parent directory does not exist", target.string());
   }
-  auto file = open_bundle_file(bundle);
-  if (!file) {
-    return std::unexpected(file.error());
-  }
-  ProgressPhase phase(progress, "extract", file->payload.length);
-  auto reader = BundleReader::open(std::move(*file), progress, PayloadCheck::members_only);
+  auto reader = BundleReader::open(bundle, progress, "extract", PayloadCheck::members_only);
   if (!reader) {
     return std::unexpected(reader.error());
   }

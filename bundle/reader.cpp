@@ -380,8 +380,9 @@ struct BundleReader::Impl {
   }
 };
 
-BundleReader::BundleReader(BundleFile file, Progress* progress, PayloadCheck check)
-    : m_file(std::move(file)), m_impl(std::make_unique<Impl>()) {
+BundleReader::BundleReader(BundleFile file, Progress* progress, std::string_view label, PayloadCheck check)
+    : m_file(std::move(file)), m_phase(std::make_unique<ProgressPhase>(progress, label, m_file.payload.length)),
+      m_impl(std::make_unique<Impl>()) {
   if (check == PayloadCheck::trailer && m_file.payload.trailer) {
     Impl& impl = *m_impl;
     impl.payload_hasher = std::make_unique<OrderedWorker<std::vector<std::byte>>>(
@@ -399,8 +400,13 @@ BundleReader::BundleReader(BundleFile file, Progress* progress, PayloadCheck che
 
 BundleReader::~BundleReader() = default;
 
-Result<std::unique_ptr<BundleReader>> BundleReader::open(BundleFile file, Progress* progress, PayloadCheck check) {
-  std::unique_ptr<BundleReader> self(new BundleReader(std::move(file), progress, check));
+Result<std::unique_ptr<BundleReader>> BundleReader::open(const std::filesystem::path& path, Progress* progress,
+                                                        std::string_view label, PayloadCheck check) {
+  auto file = open_bundle_file(path);
+  if (!file) {
+    return std::unexpected(file.error());
+  }
+  std::unique_ptr<BundleReader> self(new BundleReader(std::move(*file), progress, label, check));
   Impl& impl = *self->m_impl;
   impl.reader = archive_read_new();
   archive_read_support_filter_zstd(impl.reader);
@@ -518,11 +524,7 @@ Status BundleReader::finish() {
 }
 
 Result<BundleHeader> read_bundle_header(const std::filesystem::path& path) {
-  auto file = open_bundle_file(path);
-  if (!file) {
-    return std::unexpected(file.error());
-  }
-  auto reader = BundleReader::open(std::move(*file), nullptr, PayloadCheck::members_only);
+  auto reader = BundleReader::open(path, nullptr, "", PayloadCheck::members_only);
   if (!reader) {
     return std::unexpected(reader.error());
   }
@@ -544,12 +546,7 @@ public:
 } // namespace
 
 Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* progress) {
-  auto file = open_bundle_file(path);
-  if (!file) {
-    return std::unexpected(file.error());
-  }
-  ProgressPhase phase(progress, "verify", file->payload.length);
-  auto reader = BundleReader::open(std::move(*file), progress, PayloadCheck::trailer);
+  auto reader = BundleReader::open(path, progress, "verify", PayloadCheck::trailer);
   if (!reader) {
     return std::unexpected(reader.error());
   }

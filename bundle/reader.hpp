@@ -56,12 +56,14 @@ enum class PayloadCheck { trailer, members_only };
 // Any failure is ErrorKind::verification and names the member.
 class BundleReader {
 public:
-  // Takes an open bundle file; `progress` (may be null) is advanced by payload bytes read.
+  // Opens a bundle file (archive or self-extracting install). `progress` (may be null)
+  // shows a phase named `label` over the payload's bytes, for the reader's lifetime.
   // With PayloadCheck::trailer, the payload's SHA-256 is computed and checked against the
   // trailer by finish(); extraction skips it because every member is checked against
   // SHA256SUMS, and SHA256SUMS against the trailer's bundle digest, which covers all that
   // is extracted (it saves a second SHA-256 pass over the payload).
-  static Result<std::unique_ptr<BundleReader>> open(BundleFile file, Progress* progress, PayloadCheck check);
+  static Result<std::unique_ptr<BundleReader>> open(const std::filesystem::path& path, Progress* progress,
+                                                    std::string_view label, PayloadCheck check);
   ~BundleReader();
   BundleReader(const BundleReader&) = delete;
   BundleReader& operator=(const BundleReader&) = delete;
@@ -84,9 +86,10 @@ public:
 
 private:
   struct Impl;
-  BundleReader(BundleFile file, Progress* progress, PayloadCheck check);
+  BundleReader(BundleFile file, Progress* progress, std::string_view label, PayloadCheck check);
 
   BundleFile m_file;
+  std::unique_ptr<ProgressPhase> m_phase; // before m_impl: ends after the reading stops
   std::unique_ptr<Impl> m_impl;
 };
 

@@ -60,6 +60,29 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
   return text;
 }
 
+std::string verified_line(const std::filesystem::path& path, const BundleHeader& header) {
+  return fmt::format("{}: OK: bundle {} {}, {} files, {}, digest {}\n", path.string(), header.info.name,
+                     header.info.version, header.file_count, human_bytes(header.file_bytes), to_hex(header.digest));
+}
+
+Result<std::string> describe_bundle_file(const std::filesystem::path& path, OutputFormat format) {
+  auto reader = BundleReader::open(path, nullptr, "", PayloadCheck::members_only);
+  if (!reader) {
+    return std::unexpected(reader.error());
+  }
+  auto header = (*reader)->read_header();
+  if (!header) {
+    return add_context(header.error(), path.string());
+  }
+  const auto& payload = (*reader)->file().payload;
+  if (format == OutputFormat::json) {
+    auto out = describe_bundle(**header, payload);
+    out["file"] = path.string();
+    return out.dump(2) + "\n";
+  }
+  return fmt::format("file:         {}\n{}", path.string(), describe_bundle_text(**header, payload));
+}
+
 nlohmann::json list_members(const BundleHeader& header) {
   nlohmann::json members = nlohmann::json::array();
   for (std::size_t i = 0; i < header.index.size(); ++i) {

@@ -1,6 +1,5 @@
 #include "installer/installer_main.hpp"
 
-#include <cstdio>
 #include <filesystem>
 #include <optional>
 
@@ -23,31 +22,17 @@ struct InstallerOptions {
   fs::path target;
 };
 
-std::unique_ptr<Progress> progress_for(const InstallerOptions& options) {
-  return make_progress(options.common.quiet ? ProgressStyle::quiet : ProgressStyle::automatic, "install");
-}
-
-Status print(std::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  if (std::fflush(stdout) != 0) {
-    return fail("writing to standard output failed");
-  }
-  return {};
-}
-
 Status run_verify(const InstallerOptions& options) {
   auto path = locate_bundle(options.bundle);
   if (!path) {
     return std::unexpected(path.error());
   }
-  auto progress = progress_for(options);
+  auto progress = make_progress(options.common, "install");
   auto header = verify_bundle(*path, progress.get());
   if (!header) {
     return add_context(header.error(), fmt::format("verifying {}", path->string()));
   }
-  return print(fmt::format("{}: OK: bundle {} {}, {} files, {}, digest {}\n", path->string(), header->info.name,
-                           header->info.version, header->file_count, human_bytes(header->file_bytes),
-                           to_hex(header->digest)));
+  return print_stdout(verified_line(*path, *header));
 }
 
 Status run_list(const InstallerOptions& options) {
@@ -59,7 +44,7 @@ Status run_list(const InstallerOptions& options) {
   if (!header) {
     return add_context(header.error(), path->string());
   }
-  return print(options.json ? list_members(*header).dump(2) + "\n" : list_members_text(*header));
+  return print_stdout(options.json ? list_members(*header).dump(2) + "\n" : list_members_text(*header));
 }
 
 Status run_info(const InstallerOptions& options) {
@@ -67,21 +52,11 @@ Status run_info(const InstallerOptions& options) {
   if (!path) {
     return std::unexpected(path.error());
   }
-  auto file = open_bundle_file(*path);
-  if (!file) {
-    return std::unexpected(file.error());
+  auto text = describe_bundle_file(*path, options.json ? OutputFormat::json : OutputFormat::text);
+  if (!text) {
+    return std::unexpected(text.error());
   }
-  auto payload = file->payload;
-  auto header = read_bundle_header(*path);
-  if (!header) {
-    return add_context(header.error(), path->string());
-  }
-  if (options.json) {
-    auto out = describe_bundle(*header, payload);
-    out["file"] = path->string();
-    return print(out.dump(2) + "\n");
-  }
-  return print(fmt::format("file:         {}\n{}", path->string(), describe_bundle_text(*header, payload)));
+  return print_stdout(*text);
 }
 
 Status run_extract(const InstallerOptions& options) {
@@ -89,7 +64,7 @@ Status run_extract(const InstallerOptions& options) {
   if (!path) {
     return std::unexpected(path.error());
   }
-  auto progress = progress_for(options);
+  auto progress = make_progress(options.common, "install");
   auto report = extract_bundle(*path, options.target, progress.get());
   if (!report) {
     return add_context(report.error(), fmt::format("extracting {} into {}", path->string(),
@@ -97,13 +72,13 @@ Status run_extract(const InstallerOptions& options) {
   }
   const auto& header = report->header;
   if (report->outcome == ExtractOutcome::already_present) {
-    return print(fmt::format("{} already holds bundle {} {} (digest {}); nothing changed\n",
-                             options.target.string(), header.info.name, header.info.version,
-                             to_hex(header.digest)));
+    return print_stdout(fmt::format("{} already holds bundle {} {} (digest {}); nothing changed\n",
+                                    options.target.string(), header.info.name, header.info.version,
+                                    to_hex(header.digest)));
   }
-  return print(fmt::format("extracted bundle {} {} into {}: {} files, {}, digest {}\n", header.info.name,
-                           header.info.version, options.target.string(), header.file_count,
-                           human_bytes(header.file_bytes), to_hex(header.digest)));
+  return print_stdout(fmt::format("extracted bundle {} {} into {}: {} files, {}, digest {}\n", header.info.name,
+                                  header.info.version, options.target.string(), header.file_count,
+                                  human_bytes(header.file_bytes), to_hex(header.digest)));
 }
 
 // The subcommands, in the order --help lists them (ninja's kTools[]).
