@@ -61,6 +61,7 @@ private:
 // A bar redrawn in place, at most ten times a second.
 class BarProgress final : public Progress {
 public:
+  explicit BarProgress(std::string program) : m_program(std::move(program)) {}
   void begin(std::string_view label, std::uint64_t total) override {
     m_meter.begin(label, total);
     m_last_draw = {};
@@ -84,11 +85,12 @@ private:
     int filled = static_cast<int>(m_meter.fraction() * k_width);
     std::string bar(static_cast<std::size_t>(filled), '=');
     bar.resize(k_width, ' ');
-    std::fprintf(stderr, "\r\x1b[K%s [%s] %3.0f%% %s", m_meter.label().c_str(), bar.c_str(),
+    std::fprintf(stderr, "\r\x1b[K%s: %s [%s] %3.0f%% %s", m_program.c_str(), m_meter.label().c_str(), bar.c_str(),
                  m_meter.fraction() * 100, m_meter.stats().c_str());
     std::fflush(stderr);
   }
 
+  std::string m_program;
   Meter m_meter;
   Clock::time_point m_last_draw;
 };
@@ -157,7 +159,7 @@ std::unique_ptr<Progress> make_progress(ProgressStyle style, std::string program
     return std::make_unique<QuietProgress>();
   }
   if (smart_terminal()) {
-    return std::make_unique<BarProgress>();
+    return std::make_unique<BarProgress>(std::move(program));
   }
   return std::make_unique<LineProgress>(std::move(program));
 }
