@@ -121,9 +121,11 @@ void read_written_by_pack(const YAML::Node& root, InfoSource source, BundleInfo&
     problems.add("'created_by' is missing");
   }
   if (auto epoch = root["source_date_epoch"]) {
-    if (!YAML::convert<std::int64_t>::decode(epoch, info.source_date_epoch) || info.source_date_epoch < 0) {
+    std::int64_t seconds = 0;
+    if (!YAML::convert<std::int64_t>::decode(epoch, seconds) || seconds < 0) {
       problems.add(epoch, "source_date_epoch: expected seconds since 1970");
     }
+    info.source_date_epoch = seconds;
   } else if (source == InfoSource::bundle) {
     problems.add("'source_date_epoch' is missing");
   }
@@ -180,7 +182,7 @@ std::string format_bundle_info(const BundleInfo& info) {
   out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << info.version;
   out << YAML::Key << "format" << YAML::Value << info.format;
   out << YAML::Key << "created_by" << YAML::Value << info.created_by;
-  out << YAML::Key << "source_date_epoch" << YAML::Value << info.source_date_epoch;
+  out << YAML::Key << "source_date_epoch" << YAML::Value << info.source_date_epoch.value_or(0);
   out << YAML::Key << "arches" << YAML::Value << YAML::Flow << info.arches;
   out << YAML::Key << "os_profiles" << YAML::Value << YAML::Flow << info.os_profiles;
   out << YAML::Key << "roles" << YAML::Value << YAML::Flow << info.roles;

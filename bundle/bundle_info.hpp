@@ -27,7 +27,7 @@ struct BundleInfo {
   std::string version;
   int format = k_format_version;
   std::string created_by;
-  std::int64_t source_date_epoch = 0;
+  std::optional<std::int64_t> source_date_epoch; // always set in a bundle; optional in a tree
   std::vector<std::string> arches;
   std::vector<std::string> os_profiles;
   std::vector<std::string> roles;

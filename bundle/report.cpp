@@ -10,7 +10,7 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"version", info.version},
           {"format", info.format},
           {"created_by", info.created_by},
-          {"source_date_epoch", info.source_date_epoch},
+          {"source_date_epoch", info.source_date_epoch.value_or(0)},
           {"arches", info.arches},
           {"os_profiles", info.os_profiles},
           {"roles", info.roles}};

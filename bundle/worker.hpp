@@ -32,14 +32,21 @@ public:
   Status push(T item) {
     std::size_t weight = m_weight(item);
     std::unique_lock lock(m_mutex);
-    m_changed.wait(lock, [&] { return m_queued < m_budget || m_error; });
+    if (m_queued >= m_budget && !m_error) {
+      m_producer_waiting = true;
+      m_changed.wait(lock, [&] { return m_queued < m_budget || m_error; });
+      m_producer_waiting = false;
+    }
     if (m_error) {
       return std::unexpected(*m_error);
     }
     m_queued += weight;
     m_queue.push_back(std::move(item));
+    bool wake = m_consumer_waiting;
     lock.unlock();
-    m_changed.notify_all();
+    if (wake) {
+      m_changed.notify_all();
+    }
     return {};
   }
 
@@ -60,10 +67,16 @@ public:
   }
 
 private:
+  // Each side wakes the other only when it waits: a futex call per item cost 10% of an
+  // extraction of 105k files.
   void work() {
     std::unique_lock lock(m_mutex);
     while (true) {
-      m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
+      if (m_queue.empty() && !m_closed) {
+        m_consumer_waiting = true;
+        m_changed.wait(lock, [&] { return !m_queue.empty() || m_closed; });
+        m_consumer_waiting = false;
+      }
       if (m_queue.empty()) {
         return;
       }
@@ -71,8 +84,11 @@ private:
       m_queue.pop_front();
       m_queued -= m_weight(item);
       bool failed = m_error.has_value();
+      bool wake = m_producer_waiting && m_queued < m_budget;
       lock.unlock();
-      m_changed.notify_all();
+      if (wake) {
+        m_changed.notify_all();
+      }
       auto status = failed ? Status{} : m_handle(item);
       lock.lock();
       if (!status && !m_error) {
@@ -90,6 +106,8 @@ private:
   std::deque<T> m_queue;
   std::size_t m_queued = 0;
   bool m_closed = false;
+  bool m_producer_waiting = false;
+  bool m_consumer_waiting = false;
   std::optional<Error> m_error;
   std::thread m_thread; // last: starts once the members above exist
 };

@@ -145,15 +145,10 @@ Status hash_files(std::vector<TreeEntry>& entries, Progress* progress, std::uint
   return {};
 }
 
-std::int64_t choose_epoch(const PackOptions& options, const BundleInfo& info, bool info_has_epoch,
-                          std::int64_t newest_mtime) {
-  if (options.source_date_epoch) {
-    return *options.source_date_epoch;
-  }
-  if (info_has_epoch) {
-    return info.source_date_epoch;
-  }
-  return newest_mtime;
+// --source-date-epoch or $SOURCE_DATE_EPOCH, else the tree's bundle.yaml, else the newest
+// mtime in the tree: the same tree always gets the same mtime.
+std::int64_t choose_epoch(const PackOptions& options, const BundleInfo& info, std::int64_t newest_mtime) {
+  return options.source_date_epoch.value_or(info.source_date_epoch.value_or(newest_mtime));
 }
 
 // The stub is the static installer without any payload it may already carry.
@@ -407,11 +402,10 @@ Result<Metadata> build_metadata(const PackOptions& options, Tree tree) {
   if (!info) {
     return std::unexpected(Error(ErrorKind::failure, info.error().message()));
   }
-  bool has_epoch = text->find("source_date_epoch") != std::string::npos;
   meta.info = std::move(*info);
   meta.info.format = k_format_version;
   meta.info.created_by = options.created_by;
-  meta.info.source_date_epoch = choose_epoch(options, meta.info, has_epoch, tree.newest_mtime);
+  meta.info.source_date_epoch = choose_epoch(options, meta.info, tree.newest_mtime);
   meta.info_text = format_bundle_info(meta.info);
 
   std::vector<IndexEntry> index;
@@ -435,7 +429,7 @@ Result<Metadata> build_metadata(const PackOptions& options, Tree tree) {
 }
 
 Status write_payload(const PackOptions& options, const Metadata& meta, Outputs& outputs) {
-  ArchiveWriter writer(meta.info.source_date_epoch);
+  ArchiveWriter writer(*meta.info.source_date_epoch);
   unsigned threads = options.threads ? options.threads : std::thread::hardware_concurrency();
   if (auto status = writer.open(outputs, threads, options.level); !status) {
     return status;

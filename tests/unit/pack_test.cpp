@@ -80,6 +80,19 @@ TEST_F(PackTest, ExtractRecreatesTheTreeAndIsIdempotent) {
   EXPECT_EQ(again->outcome, ExtractOutcome::already_present);
 }
 
+TEST_F(PackTest, ASecondExtractNoticesADamagedTarget) {
+  auto packed = pack(dir / "out");
+  ASSERT_TRUE(extract_bundle(packed.archive, dir / "target", nullptr));
+  fs::resize_file(dir / "target/bin/amd64/kubelet", 10);
+  fs::remove(dir / "target/README");
+  auto again = extract_bundle(packed.archive, dir / "target", nullptr);
+  ASSERT_FALSE(again);
+  const auto& message = again.error().message();
+  EXPECT_NE(message.find("2 members changed"), std::string::npos) << message;
+  EXPECT_NE(message.find("bin/amd64/kubelet (10 bytes, expected 100000)"), std::string::npos) << message;
+  EXPECT_NE(message.find("README (missing)"), std::string::npos) << message;
+}
+
 TEST_F(PackTest, ExtractRefusesAForeignNonEmptyTargetAndLeavesIt) {
   auto packed = pack(dir / "out");
   test::write_file(dir / "target/mine", "keep me");

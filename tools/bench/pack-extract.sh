@@ -3,7 +3,9 @@
 # work, in one run, on the same tree:
 #   pack     kubexm-builder pack           vs  tar -I 'zstd -T0 -3' -cf
 #   pack     (the same outputs by hand)    vs  sha256sum every file + tar/zstd + cat stub + sha256sum outputs
+#   pack     (self-extracting)             vs  makeself --zstd --sha256
 #   extract  install extract               vs  zstd -dc | tar -x
+#   extract  ./install extract             vs  ./makeself.run --noexec --target (checks its SHA-256 first)
 #   verify   install verify                vs  zstd -dc >/dev/null (decompression alone, no checking)
 # and the peak RSS of each (/usr/bin/time -v). Runs alternate between the two sides and the
 # median of --runs is reported. By default everything happens on a private tmpfs so that
@@ -42,6 +44,9 @@ else
   trap 'cd / && umount "$work"' EXIT
 fi
 cd "$work"
+# Temporary files (makeself writes a whole archive there) stay off the disk too.
+mkdir -p tmp
+export TMPDIR=$work/tmp
 
 echo "bench: generating a $size tree in $work" >&2
 rm -rf tree
@@ -66,13 +71,17 @@ pack_tar="mkdir -p out && tar -I 'zstd -T0 -3' -cf out/a.tar.zst -C tree ."
 pack_by_hand="mkdir -p out && (cd tree && find . -type f -print0 | sort -z | xargs -0 -P2 -n 4096 sha256sum >../sums.txt) \
   && tar -I 'zstd -T0 -3' -cf out/a.tar.zst -C tree . && cat '$installer' out/a.tar.zst >out/install \
   && (cd out && sha256sum a.tar.zst install >SHA256SUMS)"
+# The standard self-extracting archive: one SHA-256 of the archive, no per-file digests.
+pack_makeself="mkdir -p out && makeself --quiet --zstd --complevel 3 --threads 0 --sha256 --nomd5 --nocrc tree out/install.run kubexm-dist true"
 
 : >results
 for _ in $(seq "$runs"); do
   measure pack.kubexm sh -c "$pack_kubexm"
   measure pack.tar sh -c "$pack_tar"
   measure pack.byhand sh -c "$pack_by_hand"
+  measure pack.makeself sh -c "$pack_makeself"
 done
+sh -c "$pack_makeself" >/dev/null 2>&1 && mv out/install.run makeself.run
 
 "$builder" -q pack --dir tree -o bundle --source-date-epoch 1700000000 >/dev/null
 archive=$(ls bundle/kubexm-dist-*.tar.zst)
@@ -81,6 +90,7 @@ for _ in $(seq "$runs"); do
   measure extract.kubexm "$installer" -q --bundle "$archive" extract x
   measure extract.tar sh -c "mkdir x && zstd -dc '$archive' | tar -x -C x"
   measure extract.self "$installer" -q --bundle bundle/install extract x
+  measure extract.makeself ./makeself.run --quiet --noexec --target x
   measure verify.kubexm "$installer" -q --bundle bundle/install verify
   measure verify.zstd sh -c "zstd -dc '$archive' >/dev/null"
 done
@@ -98,6 +108,7 @@ kubexm benchmark: $(numfmt --to=iec "$bytes") tree, $files files, payload $(numf
 | pack vs tar+zstd -T0 -3 | $(median pack.kubexm) s | $(median pack.tar) s | $(ratio pack.kubexm pack.tar) | $(mib pack.kubexm) | $(mib pack.tar) |
 | pack vs the same outputs by hand | $(median pack.kubexm) s | $(median pack.byhand) s | $(ratio pack.kubexm pack.byhand) | $(mib pack.kubexm) | $(mib pack.byhand) |
 | extract+verify vs zstd -dc \| tar -x | $(median extract.kubexm) s | $(median extract.tar) s | $(ratio extract.kubexm extract.tar) | $(mib extract.kubexm) | $(mib extract.tar) |
-| extract from the self-extracting install | $(median extract.self) s | $(median extract.tar) s | $(ratio extract.self extract.tar) | $(mib extract.self) | |
+| pack vs makeself --zstd --sha256 | $(median pack.kubexm) s | $(median pack.makeself) s | $(ratio pack.kubexm pack.makeself) | $(mib pack.kubexm) | $(mib pack.makeself) |
+| self-extracting install vs makeself .run --noexec | $(median extract.self) s | $(median extract.makeself) s | $(ratio extract.self extract.makeself) | $(mib extract.self) | $(mib extract.makeself) |
 | verify (all digests) vs zstd -dc >/dev/null | $(median verify.kubexm) s | $(median verify.zstd) s | $(ratio verify.kubexm verify.zstd) | $(mib verify.kubexm) | $(mib verify.zstd) |
 EOF_TABLE
