@@ -75,24 +75,34 @@ pack_by_hand="mkdir -p out && (cd tree && find . -type f -print0 | sort -z | xar
 pack_makeself="mkdir -p out && makeself --quiet --zstd --complevel 3 --threads 0 --sha256 --nomd5 --nocrc tree out/install.run kubexm-dist true"
 
 : >results
-for _ in $(seq "$runs"); do
-  measure pack.kubexm sh -c "$pack_kubexm"
-  measure pack.tar sh -c "$pack_tar"
-  measure pack.byhand sh -c "$pack_by_hand"
-  measure pack.makeself sh -c "$pack_makeself"
+# The commands take turns at going first: on a VM the first run after a pause is often
+# slower, and a fixed order would charge that to one side.
+rotate() {
+  local run=$1
+  shift
+  local steps=("$@") count=$#
+  for i in $(seq 0 $((count - 1))); do
+    local step=${steps[$(((i + run) % count))]}
+    measure "${step%%|*}" sh -c "${step#*|}"
+  done
+}
+for run in $(seq "$runs"); do
+  rotate "$run" "pack.kubexm|$pack_kubexm" "pack.tar|$pack_tar" "pack.byhand|$pack_by_hand" \
+    "pack.makeself|$pack_makeself"
 done
 sh -c "$pack_makeself" >/dev/null 2>&1 && mv out/install.run makeself.run
 
 "$builder" -q pack --dir tree -o bundle --source-date-epoch 1700000000 >/dev/null
 archive=$(ls bundle/kubexm-dist-*.tar.zst)
 payload=$(stat -c %s "$archive")
-for _ in $(seq "$runs"); do
-  measure extract.kubexm "$installer" -q --bundle "$archive" extract x
-  measure extract.tar sh -c "mkdir x && zstd -dc '$archive' | tar -x -C x"
-  measure extract.self "$installer" -q --bundle bundle/install extract x
-  measure extract.makeself ./makeself.run --quiet --noexec --target x
-  measure verify.kubexm "$installer" -q --bundle bundle/install verify
-  measure verify.zstd sh -c "zstd -dc '$archive' >/dev/null"
+for run in $(seq "$runs"); do
+  rotate "$run" \
+    "extract.kubexm|$installer -q --bundle $archive extract x" \
+    "extract.tar|mkdir x && zstd -dc $archive | tar -x -C x" \
+    "extract.self|$installer -q --bundle bundle/install extract x" \
+    "extract.makeself|./makeself.run --quiet --noexec --target x" \
+    "verify.kubexm|$installer -q --bundle bundle/install verify" \
+    "verify.zstd|zstd -dc $archive >/dev/null"
 done
 
 median() { grep "^$1 " results | awk '{print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
