@@ -96,8 +96,7 @@ Result<Tree> scan_tree(const fs::path& root) {
   return tree;
 }
 
-// Hashes every file, one thread per core: on a 2 GiB tree this takes the hashing pass
-// from 1.3 s to 0.7 s on two cores.
+// Hashes every file, one thread per core (at most 8): hashing is most of this pass.
 Status hash_files(std::vector<TreeEntry>& entries, Progress* progress, std::uint64_t total) {
   std::atomic<std::size_t> next{0};
   std::vector<std::string> errors(entries.size());
@@ -121,18 +120,15 @@ Status hash_files(std::vector<TreeEntry>& entries, Progress* progress, std::uint
   for (unsigned t = 0; t < count; ++t) {
     threads.emplace_back(worker);
   }
-  if (progress) {
-    progress->begin("hash", total);
+  {
+    ProgressPhase phase(progress, "hash", total);
     std::uint64_t reported = 0;
-    while (next < entries.size() && !interrupt_requested()) {
+    while (progress && next < entries.size() && !interrupt_requested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       progress->advance(done - reported);
       reported = done;
     }
-  }
-  threads.clear();
-  if (progress) {
-    progress->end();
+    threads.clear();
   }
   if (interrupt_requested()) {
     return std::unexpected(Error(ErrorKind::interrupted, "interrupted"));
@@ -183,8 +179,9 @@ Result<Stub> open_stub(const fs::path& path) {
 // A piece of an output, shared by the files it goes to.
 using Chunk = std::shared_ptr<const std::vector<std::byte>>;
 
-// One output file, written and hashed on a thread of its own: with the archive and the
-// installer each on one, pack on two cores takes 6.4 s instead of 9.7 s for a 2 GiB tree.
+// One output file, written and hashed on a thread of its own, so that the two outputs'
+// writes and SHA-256 passes do not all run on the thread that feeds the compressor
+// (measured: 9.7 s -> 9.5 s on two cores, where the compressor's workers are busy too).
 class OutputFile {
 public:
   explicit OutputFile(AtomicFile file)
