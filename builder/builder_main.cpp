@@ -7,7 +7,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "builder/build.hpp"
 #include "bundle/cli.hpp"
+#include "bundle/fs.hpp"
 #include "bundle/reader.hpp"
 #include "bundle/report.hpp"
 #include "bundle/writer.hpp"
@@ -28,6 +30,14 @@ struct BuilderOptions {
   int level = 3;
   fs::path file;
   bool json = false;
+  // resolve, fetch, build
+  fs::path manifest;
+  fs::path manifests_dir;
+  std::optional<fs::path> lock;
+  std::optional<fs::path> cache;
+  std::vector<std::string> mirrors;
+  unsigned jobs = 4;
+  bool allow_unpinned = false;
 };
 
 // The static installer to prepend: --installer, else `install` beside this program (the
@@ -55,6 +65,128 @@ Result<std::optional<std::int64_t>> epoch_from_environment() {
                                  fmt::format("SOURCE_DATE_EPOCH='{}' is not seconds since 1970", text)));
   }
   return epoch;
+}
+
+Result<FetchOptions> fetch_options(const BuilderOptions& options) {
+  FetchOptions fetch;
+  fetch.jobs = std::max(1u, options.jobs);
+  fetch.quiet = options.common.quiet;
+  fetch.terminal_progress = smart_terminal();
+  for (const auto& text : options.mirrors) {
+    auto mirror = parse_mirror(text);
+    if (!mirror) {
+      return std::unexpected(mirror.error());
+    }
+    fetch.mirrors.push_back(*mirror);
+  }
+  return fetch;
+}
+
+Result<Plan> load_manifest(const BuilderOptions& options) {
+  auto dir = options.manifests_dir.empty() ? default_manifests_dir() : options.manifests_dir;
+  return load_plan(options.manifest, dir);
+}
+
+Status run_resolve(const BuilderOptions& options) {
+  auto plan = load_manifest(options);
+  auto fetch = fetch_options(options);
+  if (!plan || !fetch) {
+    return std::unexpected(plan ? fetch.error() : plan.error());
+  }
+  Cache cache(options.cache.value_or(default_cache_dir()));
+  auto lock = resolve_plan(*plan, cache, *fetch, options.allow_unpinned);
+  if (!lock) {
+    return add_context(lock.error(), fmt::format("resolving {}", options.manifest.string()));
+  }
+  auto path = options.lock.value_or("kubexm.lock");
+  if (auto status = write_file_atomic(path, format_lock(*lock)); !status) {
+    return status;
+  }
+  return print_stdout(fmt::format("resolved {} artifacts of {} {} (Kubernetes {}) into {}\n", lock->artifacts.size(),
+                                  lock->name, lock->version, lock->kubernetes, path.string()));
+}
+
+Status run_fetch(const BuilderOptions& options) {
+  auto fetch = fetch_options(options);
+  if (!fetch) {
+    return std::unexpected(fetch.error());
+  }
+  auto lock = read_lock(*options.lock);
+  if (!lock) {
+    return std::unexpected(lock.error());
+  }
+  Cache cache(options.cache.value_or(default_cache_dir()));
+  if (auto status = fetch_lock(*lock, cache, *fetch); !status) {
+    return add_context(status.error(), fmt::format("fetching {}", options.lock->string()));
+  }
+  return {};
+}
+
+Status run_pack(const BuilderOptions& options);
+
+// The lock to build from: an existing --lock, checked against the manifest, or a fresh
+// resolve written to --lock (default OUTDIR/kubexm.lock).
+Result<Lock> lock_for_build(const BuilderOptions& options, const Plan& plan, const Cache& cache,
+                            const FetchOptions& fetch) {
+  std::error_code ec;
+  if (options.lock && fs::exists(*options.lock, ec)) {
+    auto lock = read_lock(*options.lock);
+    if (!lock) {
+      return lock;
+    }
+    if (auto status = check_lock_matches(*lock, plan, *options.lock); !status) {
+      return std::unexpected(status.error());
+    }
+    spdlog::info("building from {} without resolving again", options.lock->string());
+    return lock;
+  }
+  auto lock = resolve_plan(plan, cache, fetch, options.allow_unpinned);
+  if (!lock) {
+    return lock;
+  }
+  auto path = options.lock.value_or(options.out_dir / "kubexm.lock");
+  fs::create_directories(path.parent_path().empty() ? "." : path.parent_path(), ec);
+  if (auto status = write_file_atomic(path, format_lock(*lock)); !status) {
+    return std::unexpected(status.error());
+  }
+  spdlog::info("wrote {}", path.string());
+  return lock;
+}
+
+Status run_build(const BuilderOptions& options) {
+  auto plan = load_manifest(options);
+  auto fetch = fetch_options(options);
+  if (!plan || !fetch) {
+    return std::unexpected(plan ? fetch.error() : plan.error());
+  }
+  Cache cache(options.cache.value_or(default_cache_dir()));
+  auto lock = lock_for_build(options, *plan, cache, *fetch);
+  if (!lock) {
+    return add_context(lock.error(), fmt::format("building {}", options.manifest.string()));
+  }
+  if (auto status = fetch_lock(*lock, cache, *fetch); !status) {
+    return add_context(status.error(), fmt::format("building {}", options.manifest.string()));
+  }
+  auto tree = options.out_dir / fmt::format(".{}-{}.tree", lock->name, lock->version);
+  std::error_code ec;
+  fs::create_directories(options.out_dir, ec);
+  if (auto status = remove_tree(tree); !status) {
+    return status;
+  }
+  auto status = assemble_tree(*lock, cache, tree);
+  if (status) {
+    BuilderOptions pack = options;
+    pack.dist_dir = tree;
+    pack.threads = 0;
+    status = run_pack(pack);
+  }
+  if (auto removed = remove_tree(tree); !removed && status) {
+    return removed;
+  }
+  if (!status) {
+    return add_context(status.error(), fmt::format("building {}", options.manifest.string()));
+  }
+  return {};
 }
 
 Status run_pack(const BuilderOptions& options) {
@@ -142,6 +274,57 @@ int builder_main(int argc, char** argv) {
   inspect->add_option("FILE", options.file, "kubexm-dist-*.tar.zst or install")->required()->check(CLI::ExistingFile);
   inspect->add_flag("--json", options.json, "Machine-readable output");
   inspect->callback([&] { chosen = run_inspect; });
+
+  auto add_fetch_options = [&](CLI::App* command) {
+    command->add_option("--cache", options.cache,
+                        "Download cache, keyed by SHA-256 (default: $KUBEXM_CACHE, else ~/.cache/kubexm)");
+    command->add_option("--mirror", options.mirrors,
+                        "Fetch URLs starting with FROM from TO instead, e.g. "
+                        "https://dl.k8s.io=https://artifacts.site/dl.k8s.io (repeatable; the longest FROM wins)")
+      ->type_name("FROM=TO");
+    command->add_option("-j,--jobs", options.jobs, "Parallel downloads")->check(CLI::Range(1, 64));
+  };
+  auto add_manifest_options = [&](CLI::App* command) {
+    command->add_option("-f,--manifest", options.manifest, "The bundle manifest (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+    command->add_option("--manifests", options.manifests_dir,
+                        "The catalogue and release files (default: $KUBEXM_MANIFESTS, else the ones installed "
+                        "with kubexm-builder)")
+      ->check(CLI::ExistingDirectory);
+    command->add_flag("--allow-unpinned", options.allow_unpinned,
+                      "Accept versions the manifests carry no SHA-256 for, trusting the upstream checksum files "
+                      "alone (the lock records which)");
+  };
+
+  auto* resolve = app.add_subcommand("resolve", "Resolve a manifest to a lock: the exact URL, size and SHA-256 of "
+                                                "every artifact for every arch, each downloaded and verified");
+  add_manifest_options(resolve);
+  resolve->add_option("-o,--output", options.lock, "The lock file to write (default: kubexm.lock)");
+  add_fetch_options(resolve);
+  resolve->callback([&] { chosen = run_resolve; });
+
+  auto* fetch = app.add_subcommand("fetch", "Download everything a lock names into the cache, verified against "
+                                            "the lock; what is cached already is not downloaded again");
+  fetch->add_option("--lock", options.lock, "The lock file")->required()->check(CLI::ExistingFile);
+  add_fetch_options(fetch);
+  fetch->callback([&] { chosen = run_fetch; });
+
+  auto* build = app.add_subcommand("build", "Resolve (unless --lock exists), fetch and pack a manifest into OUTDIR");
+  add_manifest_options(build);
+  build->add_option("--lock", options.lock,
+                    "Build from this lock when it exists (no resolving, no network with a warm cache); "
+                    "otherwise resolve and write it (default: OUTDIR/kubexm.lock)");
+  build->add_option("-o,--output", options.out_dir, "Output directory (created if missing)")->required();
+  build->add_option("--installer", options.installer,
+                    "The static installer to attach (default: `install` beside kubexm-builder)")
+    ->check(CLI::ExistingFile);
+  build->add_option("--source-date-epoch", options.source_date_epoch,
+                    "The mtime of every member (default: $SOURCE_DATE_EPOCH, else now); fix it for "
+                    "byte-identical rebuilds")
+    ->check(CLI::NonNegativeNumber);
+  add_fetch_options(build);
+  build->callback([&] { chosen = run_build; });
 
   return run_program("kubexm-builder", app, argc, argv, options.common, [&] { return chosen(options); });
 }

@@ -6,6 +6,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "bundle/problems.hpp"
+
 namespace kubexm {
 
 namespace {
@@ -13,29 +15,8 @@ namespace {
 constexpr std::array k_arches{"amd64", "arm64"};
 constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
 constexpr std::array k_keys{"name",   "version",     "format", "created_by", "source_date_epoch",
-                            "arches", "os_profiles", "roles"};
-
-// Collects every problem of one file, each with its line (mold's Error + checkpoint()).
-class Problems {
-public:
-  explicit Problems(std::string_view what) : m_what(what) {}
-
-  void add(const YAML::Node& node, std::string_view message) {
-    m_lines.push_back(fmt::format("{}: line {}: {}", m_what, node.Mark().line + 1, message));
-  }
-  void add(std::string_view message) { m_lines.push_back(fmt::format("{}: {}", m_what, message)); }
-
-  Status status() const {
-    if (m_lines.empty()) {
-      return {};
-    }
-    return fail_verification("{}", fmt::join(m_lines, "\n"));
-  }
-
-private:
-  std::string m_what;
-  std::vector<std::string> m_lines;
-};
+                            "arches", "os_profiles", "roles", "components"};
+constexpr std::array k_component_keys{"name", "version", "arches", "files"};
 
 template <std::size_t N>
 bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
@@ -140,6 +121,44 @@ void check_unknown_keys(const YAML::Node& root, Problems& problems) {
   }
 }
 
+void check_unknown_component_keys(const YAML::Node& node, Problems& problems) {
+  for (const auto& item : node) {
+    auto key = item.first.as<std::string>("");
+    if (std::ranges::none_of(k_component_keys, [&](const char* k) { return key == k; })) {
+      problems.add(item.first, fmt::format("components: unknown key '{}' (known: {})", key,
+                                           fmt::join(k_component_keys, ", ")));
+    }
+  }
+}
+
+void read_components(const YAML::Node& root, BundleInfo& info, Problems& problems) {
+  static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
+  static const std::regex version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
+  static const std::regex file_pattern("[A-Za-z0-9][A-Za-z0-9._+-]*");
+  auto node = root["components"];
+  if (!node) {
+    return;
+  }
+  if (!node.IsSequence()) {
+    problems.add(node, "components: expected a list of {name, version, arches, files}");
+    return;
+  }
+  for (const auto& item : node) {
+    if (!item.IsMap()) {
+      problems.add(item, "components: expected {name, version, arches, files}");
+      continue;
+    }
+    check_unknown_component_keys(item, problems);
+    ComponentRecord record;
+    record.name = read_string(item, "name", name_pattern, "a component name", problems);
+    record.version = read_string(item, "version", version_pattern, "a version like '1.7.24'", problems);
+    record.arches = read_list(item, "arches", name_pattern, "arches", problems);
+    check_members(item, "arches", record.arches, k_arches, problems);
+    record.files = read_list(item, "files", file_pattern, "file names", problems);
+    info.components.push_back(std::move(record));
+  }
+}
+
 void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
   static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
   static const std::regex version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
@@ -153,6 +172,7 @@ void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Pr
   info.os_profiles = read_list(root, "os_profiles", word_pattern, "OS profile names", problems);
   info.roles = read_list(root, "roles", word_pattern, "roles", problems);
   check_members(root, "roles", info.roles, k_roles, problems);
+  read_components(root, info, problems);
 }
 
 } // namespace
@@ -181,13 +201,33 @@ std::string format_bundle_info(const BundleInfo& info) {
   out << YAML::Key << "name" << YAML::Value << info.name;
   out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << info.version;
   out << YAML::Key << "format" << YAML::Value << info.format;
-  out << YAML::Key << "created_by" << YAML::Value << info.created_by;
-  out << YAML::Key << "source_date_epoch" << YAML::Value << info.source_date_epoch.value_or(0);
+  if (!info.created_by.empty()) {
+    out << YAML::Key << "created_by" << YAML::Value << info.created_by;
+  }
+  if (info.source_date_epoch) {
+    out << YAML::Key << "source_date_epoch" << YAML::Value << *info.source_date_epoch;
+  }
   out << YAML::Key << "arches" << YAML::Value << YAML::Flow << info.arches;
   out << YAML::Key << "os_profiles" << YAML::Value << YAML::Flow << info.os_profiles;
   out << YAML::Key << "roles" << YAML::Value << YAML::Flow << info.roles;
+  if (!info.components.empty()) {
+    out << YAML::Key << "components" << YAML::Value << YAML::BeginSeq;
+    for (const auto& component : info.components) {
+      out << YAML::Flow << YAML::BeginMap;
+      out << YAML::Key << "name" << YAML::Value << component.name;
+      out << YAML::Key << "version" << YAML::Value << YAML::DoubleQuoted << component.version;
+      out << YAML::Key << "arches" << YAML::Value << YAML::Flow << component.arches;
+      out << YAML::Key << "files" << YAML::Value << YAML::Flow << component.files;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string ComponentRecord::member_path(std::string_view arch, std::string_view file) const {
+  return fmt::format("bin/{}/{}/{}/{}", arch, name, version, file);
 }
 
 std::string archive_file_name(const BundleInfo& info) {

@@ -22,6 +22,18 @@ inline constexpr int k_format_version = 1;
 //   arches: [amd64, arm64]          # non-empty subset of amd64, arm64
 //   os_profiles: [ubuntu-22.04]     # names of os-profiles/ files
 //   roles: [master, worker]         # non-empty subset of master, worker, etcd, lb
+//   components:                     # optional: binaries under bin/<arch>/<name>/<version>/<file>
+//     - {name: etcd, version: 3.5.16, arches: [amd64, arm64], files: [etcd, etcdctl, etcdutl]}
+struct ComponentRecord {
+  std::string name;
+  std::string version;
+  std::vector<std::string> arches;
+  std::vector<std::string> files;
+
+  // "bin/<arch>/<name>/<version>/<file>": where a file of this component is in the bundle.
+  std::string member_path(std::string_view arch, std::string_view file) const;
+};
+
 struct BundleInfo {
   std::string name;
   std::string version;
@@ -31,7 +43,25 @@ struct BundleInfo {
   std::vector<std::string> arches;
   std::vector<std::string> os_profiles;
   std::vector<std::string> roles;
+  std::vector<ComponentRecord> components;
 };
+
+// Every problem of a tree whose bundle.yaml lists component files that are missing or not
+// regular files; `is_file` answers for a member path.
+template <typename IsFile>
+std::vector<std::string> missing_component_files(const BundleInfo& info, IsFile is_file) {
+  std::vector<std::string> missing;
+  for (const auto& component : info.components) {
+    for (const auto& arch : component.arches) {
+      for (const auto& file : component.files) {
+        if (auto path = component.member_path(arch, file); !is_file(path)) {
+          missing.push_back(std::move(path));
+        }
+      }
+    }
+  }
+  return missing;
+}
 
 // Where a bundle.yaml comes from: an authored tree may leave out what pack writes.
 enum class InfoSource { tree, bundle };

@@ -147,12 +147,12 @@ public:
   void end() override {}
 };
 
+} // namespace
+
 bool smart_terminal() {
   const char* term = std::getenv("TERM");
   return ::isatty(STDERR_FILENO) != 0 && term != nullptr && std::strcmp(term, "dumb") != 0;
 }
-
-} // namespace
 
 std::unique_ptr<Progress> make_progress(ProgressStyle style, std::string program) {
   if (style == ProgressStyle::quiet) {

@@ -49,6 +49,9 @@ enum class ProgressStyle {
 // Makes the progress reporter for stderr. `program` prefixes plain lines.
 std::unique_ptr<Progress> make_progress(ProgressStyle style, std::string program);
 
+// Whether stderr is a terminal that can redraw lines in place.
+bool smart_terminal();
+
 // "1.5 GiB", "312 KiB", "17 B".
 std::string human_bytes(std::uint64_t bytes);
 

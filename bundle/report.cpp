@@ -5,6 +5,14 @@ namespace kubexm {
 
 namespace {
 
+nlohmann::json components_json(const BundleInfo& info) {
+  auto out = nlohmann::json::array();
+  for (const auto& c : info.components) {
+    out.push_back({{"name", c.name}, {"version", c.version}, {"arches", c.arches}, {"files", c.files}});
+  }
+  return out;
+}
+
 nlohmann::json info_json(const BundleInfo& info) {
   return {{"name", info.name},
           {"version", info.version},
@@ -13,7 +21,8 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"source_date_epoch", info.source_date_epoch.value_or(0)},
           {"arches", info.arches},
           {"os_profiles", info.os_profiles},
-          {"roles", info.roles}};
+          {"roles", info.roles},
+          {"components", components_json(info)}};
 }
 
 } // namespace
@@ -51,6 +60,10 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
                                  fmt::join(info.arches, ", "), fmt::join(info.os_profiles, ", "),
                                  fmt::join(info.roles, ", "), header.file_count, header.directory_count,
                                  human_bytes(header.file_bytes), human_bytes(payload.length), payload.offset);
+  for (const auto& c : info.components) {
+    text += fmt::format("component:    {} {} ({}): {}\n", c.name, c.version, fmt::join(c.arches, ", "),
+                        fmt::join(c.files, ", "));
+  }
   if (payload.trailer) {
     text += fmt::format("trailer:      format {}, payload SHA-256 {}\n", payload.trailer->format_version,
                         to_hex(payload.trailer->payload_sha256));

@@ -102,13 +102,23 @@ std::optional<std::uint64_t> elf_image_end(int fd) {
   return end;
 }
 
-std::optional<std::uint16_t> elf_machine(int fd) {
-  Elf64_Ehdr header{};
-  if (!pread_exact(fd, std::as_writable_bytes(std::span(&header, 1)), 0) ||
-      std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) {
+std::optional<std::uint16_t> elf_machine(std::span<const std::byte> head) {
+  // e_ident (16 bytes) then e_type and e_machine: the same offsets in 32- and 64-bit ELF.
+  if (head.size() < EI_NIDENT + 4 || std::memcmp(head.data(), ELFMAG, SELFMAG) != 0) {
     return std::nullopt;
   }
-  return header.e_machine;
+  bool little = static_cast<unsigned char>(head[EI_DATA]) == ELFDATA2LSB;
+  auto low = static_cast<std::uint16_t>(head[EI_NIDENT + 2]);
+  auto high = static_cast<std::uint16_t>(head[EI_NIDENT + 3]);
+  return little ? static_cast<std::uint16_t>(low | high << 8) : static_cast<std::uint16_t>(high | low << 8);
+}
+
+std::optional<std::uint16_t> elf_machine(int fd) {
+  std::array<std::byte, EI_NIDENT + 4> head{};
+  if (!pread_exact(fd, head, 0)) {
+    return std::nullopt;
+  }
+  return elf_machine(std::span<const std::byte>(head));
 }
 
 namespace {

@@ -69,5 +69,7 @@ std::optional<std::uint64_t> elf_image_end(int fd);
 
 // The ELF machine (e_machine) of a file, or nullopt when it is not ELF.
 std::optional<std::uint16_t> elf_machine(int fd);
+// The same for the first bytes of a file (at least 20 are needed).
+std::optional<std::uint16_t> elf_machine(std::span<const std::byte> head);
 
 } // namespace kubexm

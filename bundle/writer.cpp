@@ -400,6 +400,14 @@ Result<Metadata> build_metadata(const PackOptions& options, Tree tree) {
     return std::unexpected(Error(ErrorKind::failure, info.error().message()));
   }
   meta.info = std::move(*info);
+  if (auto missing = missing_component_files(meta.info, [&](const std::string& path) {
+        auto found = std::ranges::lower_bound(tree.entries, path, {}, [](const TreeEntry& e) { return e.entry.path; });
+        return found != tree.entries.end() && found->entry.path == path && found->entry.kind == EntryKind::file;
+      });
+      !missing.empty()) {
+    return fail("{}: lists component files that are not in the tree: {}", info_path.string(),
+                fmt::join(missing, ", "));
+  }
   meta.info.format = k_format_version;
   meta.info.created_by = options.created_by;
   meta.info.source_date_epoch = choose_epoch(options, meta.info, tree.newest_mtime);

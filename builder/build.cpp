@@ -1,0 +1,240 @@
+#include "builder/build.hpp"
+
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "builder/unpack.hpp"
+#include "bundle/bundle_info.hpp"
+#include "bundle/fs.hpp"
+#include "bundle/index.hpp"
+
+namespace kubexm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Joins the errors of many independent items into one, so a run reports all of them.
+Status collect(const std::vector<Error>& errors) {
+  if (errors.empty()) {
+    return {};
+  }
+  auto kind = errors.front().kind();
+  std::vector<std::string> lines;
+  for (const auto& error : errors) {
+    if (error.kind() == ErrorKind::interrupted) {
+      return std::unexpected(error);
+    }
+    if (error.kind() == ErrorKind::verification) {
+      kind = ErrorKind::verification;
+    }
+    lines.push_back(error.message());
+  }
+  return std::unexpected(Error(kind, fmt::format("{}", fmt::join(lines, "\n"))));
+}
+
+Status check_pins(const Plan& plan, bool allow_unpinned) {
+  std::vector<std::string> unpinned;
+  for (const auto& artifact : plan.artifacts) {
+    if (!artifact.pin) {
+      unpinned.push_back(artifact.label());
+    }
+  }
+  if (unpinned.empty()) {
+    return {};
+  }
+  if (!allow_unpinned) {
+    return std::unexpected(Error(
+      ErrorKind::usage,
+      fmt::format("no pinned SHA-256 for {}: add them under 'checksums:' in {} (or pass --allow-unpinned to trust "
+                  "the upstream checksum files alone; the lock records it)",
+                  fmt::join(unpinned, ", "), plan.manifest_path.string())));
+  }
+  spdlog::warn("not pinned, trusting the upstream checksum files alone: {}", fmt::join(unpinned, ", "));
+  return {};
+}
+
+// The digest each artifact must have: the pin, which the upstream checksum file must agree with.
+Result<std::vector<std::optional<std::string>>> expected_digests(const Plan& plan, const FetchOptions& options) {
+  std::vector<std::string> urls;
+  for (const auto& artifact : plan.artifacts) {
+    if (!artifact.checksum_url.empty() && std::ranges::find(urls, artifact.checksum_url) == urls.end()) {
+      urls.push_back(artifact.checksum_url);
+    }
+  }
+  auto texts = fetch_texts(urls, options);
+  std::vector<std::optional<std::string>> expected;
+  std::vector<Error> errors;
+  for (const auto& artifact : plan.artifacts) {
+    expected.push_back(artifact.pin);
+    if (artifact.checksum_url.empty()) {
+      if (!artifact.pin) {
+        spdlog::warn("{}: its upstream publishes no checksum and it is not pinned: the download is trusted as it "
+                     "comes",
+                     artifact.label());
+      }
+      continue;
+    }
+    const auto& text = texts[static_cast<std::size_t>(std::ranges::find(urls, artifact.checksum_url) - urls.begin())];
+    if (!text) {
+      errors.push_back(text.error().with_context(fmt::format("{}: checksum file", artifact.label())));
+      continue;
+    }
+    auto upstream = digest_from_checksum_file(*text, artifact.checksum_format, artifact.file_name());
+    if (!upstream) {
+      errors.push_back(Error(ErrorKind::verification,
+                             fmt::format("{}: checksum file {}: {}", artifact.label(),
+                                         apply_mirrors(options.mirrors, artifact.checksum_url),
+                                         upstream.error().message())));
+      continue;
+    }
+    if (artifact.pin && *artifact.pin != *upstream) {
+      errors.push_back(Error(ErrorKind::verification,
+                             fmt::format("{}: the upstream checksum file {} says {}, but the {} pins {}; refusing "
+                                         "both (a changed release or a tampered mirror)",
+                                         artifact.label(), apply_mirrors(options.mirrors, artifact.checksum_url),
+                                         *upstream, to_string(artifact.pin_source), *artifact.pin)));
+      continue;
+    }
+    expected.back() = *upstream;
+  }
+  if (auto status = collect(errors); !status) {
+    return std::unexpected(status.error());
+  }
+  return expected;
+}
+
+} // namespace
+
+Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptions& options, bool allow_unpinned) {
+  if (auto status = check_pins(plan, allow_unpinned); !status) {
+    return std::unexpected(status.error());
+  }
+  auto expected = expected_digests(plan, options);
+  if (!expected) {
+    return std::unexpected(expected.error());
+  }
+  std::vector<Download> downloads;
+  for (std::size_t i = 0; i < plan.artifacts.size(); ++i) {
+    const auto& artifact = plan.artifacts[i];
+    downloads.push_back({artifact.url, artifact.label(), (*expected)[i], std::nullopt});
+  }
+  auto fetched = fetch_all(downloads, cache, options);
+
+  Lock lock{plan.name, plan.version, plan.kubernetes, plan.arches, plan.os_profiles, plan.roles, plan.images, {}};
+  std::vector<Error> errors;
+  for (std::size_t i = 0; i < plan.artifacts.size(); ++i) {
+    const auto& artifact = plan.artifacts[i];
+    if (!fetched[i]) {
+      errors.push_back(fetched[i].error());
+      continue;
+    }
+    auto members = unpack_artifact({cache.object(fetched[i]->sha256), artifact.kind, artifact.members, artifact.arch,
+                                    artifact.label(), apply_mirrors(options.mirrors, artifact.url), std::nullopt});
+    if (!members) {
+      errors.push_back(members.error());
+      continue;
+    }
+    lock.artifacts.push_back({artifact.component, artifact.version, artifact.arch, artifact.url, fetched[i]->size,
+                              fetched[i]->sha256, artifact.kind, artifact.checksum_url, artifact.pin_source,
+                              std::move(*members)});
+  }
+  if (auto status = collect(errors); !status) {
+    return std::unexpected(status.error());
+  }
+  return lock;
+}
+
+Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& options) {
+  std::vector<Download> downloads;
+  for (const auto& artifact : lock.artifacts) {
+    downloads.push_back({artifact.url, artifact.label(), artifact.sha256, artifact.size});
+  }
+  auto fetched = fetch_all(downloads, cache, options);
+  std::vector<Error> errors;
+  std::size_t hits = 0;
+  for (const auto& result : fetched) {
+    if (!result) {
+      errors.push_back(result.error());
+    } else if (result->from_cache) {
+      ++hits;
+    }
+  }
+  if (auto status = collect(errors); !status) {
+    return status;
+  }
+  spdlog::info("{} files ready in {} ({} were already there)", fetched.size(), cache.root().string(), hits);
+  return {};
+}
+
+namespace {
+
+// bundle.yaml's components: which files each component version has, for which arches.
+std::vector<ComponentRecord> component_records(const Lock& lock) {
+  std::map<std::pair<std::string, std::string>, ComponentRecord> records;
+  for (const auto& artifact : lock.artifacts) {
+    auto& record = records[{artifact.component, artifact.version}];
+    record.name = artifact.component;
+    record.version = artifact.version;
+    record.arches.push_back(artifact.arch);
+    if (record.files.empty()) {
+      for (const auto& member : artifact.members) {
+        record.files.push_back(member.install);
+      }
+    }
+  }
+  std::vector<ComponentRecord> out;
+  for (auto& [_, record] : records) {
+    out.push_back(std::move(record));
+  }
+  return out;
+}
+
+Status check_members(const LockedArtifact& artifact, const std::vector<LockedMember>& members) {
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    const auto& locked = artifact.members[i];
+    if (members[i].sha256 != locked.sha256 || members[i].size != locked.size) {
+      return fail_verification("{}: {} has SHA-256 {} ({} bytes), the lock says {} ({} bytes)", artifact.label(),
+                               locked.install, members[i].sha256, members[i].size, locked.sha256, locked.size);
+    }
+  }
+  return {};
+}
+
+} // namespace
+
+Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree) {
+  std::vector<Error> errors;
+  for (const auto& artifact : lock.artifacts) {
+    std::vector<MemberSpec> specs;
+    for (const auto& member : artifact.members) {
+      specs.push_back({member.path, member.install});
+    }
+    auto dir = tree / "bin" / artifact.arch / artifact.component / artifact.version;
+    auto members = unpack_artifact(
+      {cache.object(artifact.sha256), artifact.kind, specs, artifact.arch, artifact.label(), artifact.url, dir});
+    if (!members) {
+      errors.push_back(members.error());
+    } else if (auto status = check_members(artifact, *members); !status) {
+      errors.push_back(status.error());
+    }
+  }
+  if (auto status = collect(errors); !status) {
+    return status;
+  }
+  BundleInfo info;
+  info.name = lock.name;
+  info.version = lock.version;
+  info.arches = lock.arches;
+  info.os_profiles = lock.os_profiles;
+  info.roles = lock.roles;
+  info.components = component_records(lock);
+  if (auto status = write_file_atomic(tree / "bundle.yaml", format_bundle_info(info)); !status) {
+    return status;
+  }
+  return write_file_atomic(tree / "kubexm.lock", format_lock(lock));
+}
+
+} // namespace kubexm

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <filesystem>
+
+#include "builder/fetch.hpp"
+#include "builder/lock.hpp"
+#include "builder/manifest.hpp"
+#include "bundle/error.hpp"
+
+namespace kubexm {
+
+// Resolves a plan to a lock: fetches each upstream checksum file, checks it against the
+// pinned digest, downloads every file into the cache verified against both, and checks
+// every binary's ELF arch. Artifacts without a pin are refused unless `allow_unpinned`.
+Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptions& options, bool allow_unpinned);
+
+// Brings every artifact of a lock into the cache, verified against the lock. Files already
+// in the cache are not downloaded again (and not read: they were verified when they entered).
+Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& options);
+
+// Lays out a kubexm-dist tree from a lock and a warm cache: bundle.yaml, kubexm.lock and
+// bin/<arch>/<component>/<version>/<file> for every binary, each checked against the lock's
+// digest and its ELF arch.
+Status assemble_tree(const Lock& lock, const Cache& cache, const std::filesystem::path& tree);
+
+} // namespace kubexm

@@ -1,0 +1,222 @@
+#include "builder/lock.hpp"
+
+#include <regex>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "bundle/fs.hpp"
+
+namespace kubexm {
+
+namespace {
+
+constexpr const char* k_kind = "kubexm-lock";
+constexpr int k_lock_format = 1;
+
+nlohmann::json member_json(const LockedMember& member) {
+  return {{"path", member.path}, {"install", member.install}, {"size", member.size}, {"sha256", member.sha256}};
+}
+
+nlohmann::json artifact_json(const LockedArtifact& a) {
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& member : a.members) {
+    members.push_back(member_json(member));
+  }
+  return {{"component", a.component},   {"version", a.version}, {"arch", a.arch},
+          {"url", a.url},               {"size", a.size},       {"sha256", a.sha256},
+          {"kind", to_string(a.kind)},  {"checksum_url", a.checksum_url},
+          {"pin", to_string(a.pin)},    {"members", members}};
+}
+
+// Reads the fields of one JSON object, collecting what is wrong with it.
+class Fields {
+public:
+  Fields(const nlohmann::json& object, std::string where, std::vector<std::string>& problems)
+      : m_object(object), m_where(std::move(where)), m_problems(problems) {
+    if (!object.is_object()) {
+      m_problems.push_back(fmt::format("{}: expected an object", m_where));
+    }
+  }
+  std::string text(const char* key, const std::regex& pattern = std::regex(".*")) {
+    if (!m_object.is_object() || !m_object.contains(key) || !m_object[key].is_string() ||
+        !std::regex_match(m_object[key].get<std::string>(), pattern)) {
+      m_problems.push_back(fmt::format("{}: '{}' is missing or malformed", m_where, key));
+      return {};
+    }
+    return m_object[key].get<std::string>();
+  }
+  std::uint64_t number(const char* key) {
+    if (!m_object.is_object() || !m_object.contains(key) || !m_object[key].is_number_unsigned()) {
+      m_problems.push_back(fmt::format("{}: '{}' is missing or not a size", m_where, key));
+      return 0;
+    }
+    return m_object[key].get<std::uint64_t>();
+  }
+  std::vector<std::string> list(const char* key) {
+    std::vector<std::string> values;
+    if (!m_object.is_object() || !m_object.contains(key) || !m_object[key].is_array()) {
+      m_problems.push_back(fmt::format("{}: '{}' is missing or not a list", m_where, key));
+      return values;
+    }
+    for (const auto& item : m_object[key]) {
+      if (item.is_string()) {
+        values.push_back(item.get<std::string>());
+      }
+    }
+    return values;
+  }
+  const nlohmann::json& at(const char* key) const {
+    static const nlohmann::json null;
+    return m_object.is_object() && m_object.contains(key) ? m_object[key] : null;
+  }
+
+private:
+  const nlohmann::json& m_object;
+  std::string m_where;
+  std::vector<std::string>& m_problems;
+};
+
+const std::regex k_hex("[0-9a-f]{64}");
+
+LockedArtifact read_artifact(const nlohmann::json& object, std::string where, std::vector<std::string>& problems) {
+  Fields fields(object, where, problems);
+  LockedArtifact a;
+  a.component = fields.text("component");
+  a.version = fields.text("version");
+  a.arch = fields.text("arch", std::regex("amd64|arm64"));
+  a.url = fields.text("url", std::regex("https?://.+"));
+  a.size = fields.number("size");
+  a.sha256 = fields.text("sha256", k_hex);
+  auto kind = fields.text("kind", std::regex("file|tar\\.gz"));
+  a.kind = kind == "tar.gz" ? ArtifactKind::tar_gz : ArtifactKind::file;
+  a.checksum_url = fields.text("checksum_url");
+  auto pin = fields.text("pin", std::regex("none|catalogue|manifest"));
+  a.pin = pin == "catalogue" ? PinSource::catalogue : pin == "manifest" ? PinSource::manifest : PinSource::none;
+  const auto& members = fields.at("members");
+  if (!members.is_array() || members.empty()) {
+    problems.push_back(fmt::format("{}: 'members' must list the binaries it holds", where));
+    return a;
+  }
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    Fields member(members[i], fmt::format("{} member {}", where, i + 1), problems);
+    a.members.push_back({member.text("path"), member.text("install", std::regex("[A-Za-z0-9][A-Za-z0-9._+-]*")),
+                         member.number("size"), member.text("sha256", k_hex)});
+  }
+  return a;
+}
+
+} // namespace
+
+std::string LockedArtifact::label() const { return fmt::format("{} {} {}", component, version, arch); }
+
+std::string format_lock(const Lock& lock) {
+  nlohmann::json artifacts = nlohmann::json::array();
+  for (const auto& artifact : lock.artifacts) {
+    artifacts.push_back(artifact_json(artifact));
+  }
+  nlohmann::json out = {{"kind", k_kind},
+                        {"format", k_lock_format},
+                        {"bundle",
+                         {{"name", lock.name},
+                          {"version", lock.version},
+                          {"kubernetes", lock.kubernetes},
+                          {"arches", lock.arches},
+                          {"os_profiles", lock.os_profiles},
+                          {"roles", lock.roles},
+                          {"images", lock.images}}},
+                        {"artifacts", artifacts}};
+  return out.dump(2) + "\n";
+}
+
+Result<Lock> parse_lock(std::string_view text, std::string_view what) {
+  auto root = nlohmann::json::parse(text, nullptr, false);
+  if (root.is_discarded() || !root.is_object()) {
+    return fail_verification("{}: not a kubexm lock file (not JSON)", what);
+  }
+  if (root.value("kind", "") != k_kind) {
+    return fail_verification("{}: not a kubexm lock file (kind is not '{}')", what, k_kind);
+  }
+  if (root.value("format", 0) != k_lock_format) {
+    return fail_verification("{}: lock format {} is not {}: resolve again with this kubexm-builder", what,
+                             root.value("format", 0), k_lock_format);
+  }
+  std::vector<std::string> problems;
+  Lock lock;
+  Fields bundle(root.contains("bundle") ? root["bundle"] : nlohmann::json(), "bundle", problems);
+  lock.name = bundle.text("name");
+  lock.version = bundle.text("version");
+  lock.kubernetes = bundle.text("kubernetes");
+  lock.arches = bundle.list("arches");
+  lock.os_profiles = bundle.list("os_profiles");
+  lock.roles = bundle.list("roles");
+  if (const auto& images = bundle.at("images"); images.is_object()) {
+    for (const auto& [image, tag] : images.items()) {
+      lock.images[image] = tag.is_string() ? tag.get<std::string>() : "";
+    }
+  }
+  const auto& artifacts = root.contains("artifacts") ? root["artifacts"] : nlohmann::json();
+  if (!artifacts.is_array()) {
+    problems.emplace_back("'artifacts' is missing");
+  } else {
+    for (std::size_t i = 0; i < artifacts.size(); ++i) {
+      lock.artifacts.push_back(read_artifact(artifacts[i], fmt::format("artifact {}", i + 1), problems));
+    }
+  }
+  if (!problems.empty()) {
+    return fail_verification("{}: {}", what, fmt::join(problems, fmt::format("\n{}: ", what)));
+  }
+  return lock;
+}
+
+Result<Lock> read_lock(const std::filesystem::path& path) {
+  auto text = read_text_file(path, 64 << 20);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  return parse_lock(*text, path.string());
+}
+
+Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesystem::path& lock_path) {
+  std::set<std::string> in_lock;
+  std::set<std::string> in_plan;
+  for (const auto& a : lock.artifacts) {
+    in_lock.insert(fmt::format("{} from {}", a.label(), a.url));
+  }
+  for (const auto& a : plan.artifacts) {
+    in_plan.insert(fmt::format("{} from {}", a.label(), a.url));
+  }
+  std::vector<std::string> differences;
+  auto field = [&](std::string_view name, const auto& locked, const auto& planned) {
+    if (locked != planned) {
+      differences.push_back(fmt::format("{}: the lock has {}, the manifest {}", name, locked, planned));
+    }
+  };
+  field("name", lock.name, plan.name);
+  field("version", lock.version, plan.version);
+  field("kubernetes", lock.kubernetes, plan.kubernetes);
+  field("arches", fmt::format("[{}]", fmt::join(lock.arches, ", ")), fmt::format("[{}]", fmt::join(plan.arches, ", ")));
+  field("os_profiles", fmt::format("[{}]", fmt::join(lock.os_profiles, ", ")),
+        fmt::format("[{}]", fmt::join(plan.os_profiles, ", ")));
+  field("roles", fmt::format("[{}]", fmt::join(lock.roles, ", ")), fmt::format("[{}]", fmt::join(plan.roles, ", ")));
+  for (const auto& entry : in_plan) {
+    if (!in_lock.contains(entry)) {
+      differences.push_back(fmt::format("not in the lock: {}", entry));
+    }
+  }
+  for (const auto& entry : in_lock) {
+    if (!in_plan.contains(entry)) {
+      differences.push_back(fmt::format("no longer in the manifest: {}", entry));
+    }
+  }
+  if (differences.empty()) {
+    return {};
+  }
+  return std::unexpected(Error(
+    ErrorKind::usage,
+    fmt::format("{} was not made from {}:\n  {}\nrun `kubexm-builder resolve -f {} -o {}` to update it",
+                lock_path.string(), plan.manifest_path.string(), fmt::join(differences, "\n  "),
+                plan.manifest_path.string(), lock_path.string())));
+}
+
+} // namespace kubexm

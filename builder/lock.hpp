@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "builder/manifest.hpp"
+#include "bundle/error.hpp"
+
+namespace kubexm {
+
+// A binary taken from a locked artifact, with the digest it had when it was resolved.
+struct LockedMember {
+  std::string path; // in the archive; empty for a plain file
+  std::string install;
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+
+// One download, exactly: what `fetch` gets and `build` packs, without resolving again.
+struct LockedArtifact {
+  std::string component;
+  std::string version;
+  std::string arch;
+  std::string url;
+  std::uint64_t size = 0;
+  std::string sha256;
+  ArtifactKind kind = ArtifactKind::file;
+  std::string checksum_url;  // the upstream checksum file it was checked against; may be empty
+  PinSource pin = PinSource::none;
+  std::vector<LockedMember> members;
+
+  std::string label() const;
+};
+
+// kubexm.lock: the bundle a manifest resolved to. JSON with sorted keys and one value per
+// line, so that a diff of two locks reads as what changed; docs/lock-format.md describes it.
+struct Lock {
+  std::string name;
+  std::string version;
+  std::string kubernetes;
+  std::vector<std::string> arches;
+  std::vector<std::string> os_profiles;
+  std::vector<std::string> roles;
+  std::map<std::string, std::string> images;
+  std::vector<LockedArtifact> artifacts; // sorted by component, version, arch
+};
+
+std::string format_lock(const Lock& lock);
+Result<Lock> parse_lock(std::string_view text, std::string_view what);
+Result<Lock> read_lock(const std::filesystem::path& path);
+
+// Checks that a lock was made from this plan (the same components, versions, arches and
+// URLs); a stale lock is an error that lists the differences.
+Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesystem::path& lock_path);
+
+} // namespace kubexm

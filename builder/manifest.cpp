@@ -1,0 +1,631 @@
+#include "builder/manifest.hpp"
+
+#include <algorithm>
+#include <array>
+#include <regex>
+#include <set>
+
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include "bundle/fs.hpp"
+#include "bundle/problems.hpp"
+
+namespace kubexm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::array k_arches{"amd64", "arm64"};
+constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
+
+const std::regex k_name_pattern("[a-z0-9][a-z0-9._-]*");
+const std::regex k_bundle_version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
+// Release versions as upstreams number them, without the "v" some put in front.
+const std::regex k_version_pattern("[0-9]+\\.[0-9]+\\.[0-9]+(-[0-9A-Za-z.]+)?");
+const std::regex k_tag_pattern("[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}");
+const std::regex k_hex_pattern("[0-9a-f]{64}");
+const std::regex k_install_pattern("[A-Za-z0-9][A-Za-z0-9._+-]*");
+
+using Keys = std::initializer_list<const char*>;
+
+// A YAML file read for its problems: null when it could not be read or parsed.
+YAML::Node load_yaml(const fs::path& path, Problems& problems) {
+  auto text = read_text_file(path, 16 << 20);
+  if (!text) {
+    problems.add(text.error().message());
+    return {};
+  }
+  try {
+    auto root = YAML::Load(*text);
+    if (!root.IsMap()) {
+      problems.add(root, "expected a mapping of keys");
+      return {};
+    }
+    return root;
+  } catch (const YAML::Exception& e) {
+    problems.add_exception(e);
+    return {};
+  }
+}
+
+std::string key_of(const YAML::const_iterator::value_type& item) { return item.first.as<std::string>(""); }
+
+void check_keys(const YAML::Node& node, Keys allowed, std::string_view where, Problems& problems) {
+  for (const auto& item : node) {
+    auto key = key_of(item);
+    if (std::ranges::none_of(allowed, [&](const char* k) { return key == k; })) {
+      problems.add(item.first, fmt::format("{}unknown key '{}' (expected one of: {})", where, key,
+                                           fmt::join(allowed, ", ")));
+    }
+  }
+}
+
+bool is_arch(std::string_view value) {
+  return std::ranges::any_of(k_arches, [&](const char* a) { return value == a; });
+}
+
+std::string arch_hint(std::string_view value) {
+  if (value == "x86_64" || value == "x86-64" || value == "x64") {
+    return " (kubexm calls it amd64)";
+  }
+  if (value == "aarch64" || value == "arm64v8") {
+    return " (kubexm calls it arm64)";
+  }
+  return "";
+}
+
+std::string version_hint(std::string_view value) {
+  if (!value.empty() && value.front() == 'v') {
+    return fmt::format(" (write '{}', without the v)", value.substr(1));
+  }
+  return "";
+}
+
+// A scalar under `key` matching `pattern`; empty (and a problem) otherwise.
+std::string read_scalar(const YAML::Node& node, const char* key, const std::regex& pattern,
+                        std::string_view expected, Problems& problems, bool required = true) {
+  auto value = node[key];
+  if (!value) {
+    if (required) {
+      problems.add(node, fmt::format("'{}' is missing ({})", key, expected));
+    }
+    return {};
+  }
+  if (!value.IsScalar() || !std::regex_match(value.Scalar(), pattern)) {
+    auto text = value.IsScalar() ? value.Scalar() : std::string("not a scalar");
+    problems.add(value, fmt::format("{}: '{}' is not {}{}", key, text, expected, version_hint(text)));
+    return {};
+  }
+  return value.Scalar();
+}
+
+std::vector<std::string> read_names(const YAML::Node& node, const char* key, std::string_view expected,
+                                    Problems& problems) {
+  auto list = node[key];
+  if (!list || !list.IsSequence() || list.size() == 0) {
+    problems.add(list ? list : node, fmt::format("'{}' must be a non-empty list of {}", key, expected));
+    return {};
+  }
+  std::vector<std::string> values;
+  for (const auto& item : list) {
+    if (!item.IsScalar() || !std::regex_match(item.Scalar(), k_name_pattern)) {
+      problems.add(item, fmt::format("{}: expected {}", key, expected));
+    } else if (std::ranges::find(values, item.Scalar()) != values.end()) {
+      problems.add(item, fmt::format("{}: '{}' is listed twice", key, item.Scalar()));
+    } else {
+      values.push_back(item.Scalar());
+    }
+  }
+  return values;
+}
+
+void check_arches(const YAML::Node& list, const std::vector<std::string>& arches, Problems& problems) {
+  for (std::size_t i = 0; i < arches.size(); ++i) {
+    if (!is_arch(arches[i])) {
+      problems.add(list[i], fmt::format("arches: '{}' is not one of {}{}", arches[i], fmt::join(k_arches, ", "),
+                                        arch_hint(arches[i])));
+    }
+  }
+}
+
+// Checks that a template uses only `allowed` placeholders.
+void check_template(const YAML::Node& node, std::string_view text, Keys allowed, Problems& problems) {
+  static const std::regex placeholder("\\{([^}]*)\\}");
+  std::string copy(text);
+  for (std::sregex_iterator it(copy.begin(), copy.end(), placeholder), end; it != end; ++it) {
+    auto name = (*it)[1].str();
+    if (std::ranges::none_of(allowed, [&](const char* a) { return name == a; })) {
+      problems.add(node, fmt::format("unknown placeholder {{{}}} (known: {{{}}})", name, fmt::join(allowed, "}, {")));
+    }
+  }
+}
+
+std::string expand(std::string text, std::string_view name, std::string_view value) {
+  auto placeholder = fmt::format("{{{}}}", name);
+  for (auto at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder, at + value.size())) {
+    text.replace(at, placeholder.size(), value);
+  }
+  return text;
+}
+
+// --- manifests/catalogue.yaml ---------------------------------------------------------------
+
+void read_checksum(const YAML::Node& node, ComponentSpec& spec, Problems& problems) {
+  auto checksum = node["checksum"];
+  if (!checksum) {
+    problems.add(node, fmt::format("{}: 'checksum' is missing ({{url, format}}, or 'none')", spec.name));
+    return;
+  }
+  if (checksum.IsScalar() && checksum.Scalar() == "none") {
+    spec.checksum_format = ChecksumFormat::none;
+    return;
+  }
+  if (!checksum.IsMap()) {
+    problems.add(checksum, fmt::format("{}: checksum: expected {{url, format}} or 'none'", spec.name));
+    return;
+  }
+  check_keys(checksum, {"url", "format"}, fmt::format("{}: checksum: ", spec.name), problems);
+  auto url = checksum["url"];
+  if (!url || !url.IsScalar()) {
+    problems.add(checksum, fmt::format("{}: checksum: 'url' is missing", spec.name));
+  } else {
+    spec.checksum_url = url.Scalar();
+    check_template(url, spec.checksum_url, {"version", "arch", "url"}, problems);
+  }
+  auto format = checksum["format"] ? checksum["format"].as<std::string>("") : "";
+  if (format == "bare") {
+    spec.checksum_format = ChecksumFormat::bare;
+  } else if (format == "sums") {
+    spec.checksum_format = ChecksumFormat::sums;
+  } else {
+    problems.add(checksum["format"] ? checksum["format"] : checksum,
+                 fmt::format("{}: checksum: format must be 'bare' (only the digest) or 'sums' "
+                             "(lines of \"HEX  NAME\")",
+                             spec.name));
+  }
+}
+
+void read_members(const YAML::Node& node, ComponentSpec& spec, Problems& problems) {
+  auto archive = node["archive"];
+  if (!archive) {
+    spec.kind = ArtifactKind::file;
+    auto install = read_scalar(node, "install", k_install_pattern, "the name the binary is installed under",
+                               problems);
+    spec.members.push_back({"", install});
+    if (node["members"]) {
+      problems.add(node["members"], fmt::format("{}: 'members' needs 'archive: tar.gz'", spec.name));
+    }
+    return;
+  }
+  if (archive.as<std::string>("") != "tar.gz") {
+    problems.add(archive, fmt::format("{}: archive: expected 'tar.gz'", spec.name));
+    return;
+  }
+  spec.kind = ArtifactKind::tar_gz;
+  auto members = node["members"];
+  if (!members || !members.IsMap() || members.size() == 0) {
+    problems.add(members ? members : node,
+                 fmt::format("{}: 'members' must map each path in the archive to an install name", spec.name));
+    return;
+  }
+  for (const auto& item : members) {
+    auto path = key_of(item);
+    auto install = item.second.as<std::string>("");
+    check_template(item.first, path, {"version", "arch"}, problems);
+    if (!std::regex_match(install, k_install_pattern)) {
+      problems.add(item.second, fmt::format("{}: members: '{}' is not a file name", spec.name, install));
+    }
+    spec.members.push_back({path, install});
+  }
+}
+
+void read_arch_names(const YAML::Node& node, ComponentSpec& spec, Problems& problems) {
+  auto names = node["arch_names"];
+  if (!names) {
+    return;
+  }
+  if (!names.IsMap()) {
+    problems.add(names, fmt::format("{}: arch_names: expected {{amd64: ..., arm64: ...}}", spec.name));
+    return;
+  }
+  for (const auto& item : names) {
+    auto arch = key_of(item);
+    if (!is_arch(arch)) {
+      problems.add(item.first, fmt::format("{}: arch_names: '{}' is not one of {}", spec.name, arch,
+                                           fmt::join(k_arches, ", ")));
+    }
+    spec.arch_names[arch] = item.second.as<std::string>("");
+  }
+}
+
+ComponentSpec read_component(const std::string& name, const YAML::Node& node, Problems& problems) {
+  ComponentSpec spec;
+  spec.name = name;
+  if (!node.IsMap()) {
+    problems.add(node, fmt::format("component '{}': expected a mapping", name));
+    return spec;
+  }
+  check_keys(node, {"description", "version", "url", "arch_names", "checksum", "archive", "install", "members"},
+             fmt::format("{}: ", name), problems);
+  spec.description = node["description"].as<std::string>("");
+  if (auto version = node["version"]) {
+    if (version.as<std::string>("") != "kubernetes") {
+      problems.add(version, fmt::format("{}: version: the only value allowed here is 'kubernetes'", name));
+    }
+    spec.follows_kubernetes = true;
+  }
+  if (auto url = node["url"]; url && url.IsScalar()) {
+    spec.url = url.Scalar();
+    check_template(url, spec.url, {"version", "arch"}, problems);
+  } else {
+    problems.add(node, fmt::format("{}: 'url' is missing", name));
+  }
+  read_arch_names(node, spec, problems);
+  read_checksum(node, spec, problems);
+  read_members(node, spec, problems);
+  return spec;
+}
+
+std::map<std::string, ComponentSpec> read_catalogue(const fs::path& path, Problems& problems) {
+  std::map<std::string, ComponentSpec> catalogue;
+  auto root = load_yaml(path, problems);
+  if (!root) {
+    return catalogue;
+  }
+  check_keys(root, {"format", "components"}, "", problems);
+  if (root["format"].as<int>(0) != 1) {
+    problems.add(root["format"] ? root["format"] : root, "format: expected 1");
+  }
+  auto components = root["components"];
+  if (!components || !components.IsMap()) {
+    problems.add(root, "'components' must map component names to their upstreams");
+    return catalogue;
+  }
+  for (const auto& item : components) {
+    auto name = key_of(item);
+    if (!std::regex_match(name, k_name_pattern)) {
+      problems.add(item.first, fmt::format("'{}' is not a component name ([a-z0-9._-])", name));
+      continue;
+    }
+    catalogue.emplace(name, read_component(name, item.second, problems));
+  }
+  return catalogue;
+}
+
+// --- manifests/kubernetes-<minor>.yaml -------------------------------------------------------
+
+struct Release {
+  std::string kubernetes;
+  std::map<std::string, std::string> versions;
+  std::map<std::string, std::string> images;
+  std::vector<std::string> default_components;
+  YAML::Node root;
+};
+
+void read_version_map(const YAML::Node& node, const char* key, const std::regex& pattern, std::string_view expected,
+                      std::map<std::string, std::string>& out, Problems& problems) {
+  auto map = node[key];
+  if (!map) {
+    return;
+  }
+  if (!map.IsMap()) {
+    problems.add(map, fmt::format("{}: expected a mapping of name to version", key));
+    return;
+  }
+  for (const auto& item : map) {
+    auto value = item.second.IsScalar() ? item.second.Scalar() : "";
+    if (!std::regex_match(value, pattern)) {
+      problems.add(item.second, fmt::format("{}: {}: '{}' is not {}{}", key, key_of(item), value, expected,
+                                            version_hint(value)));
+      continue;
+    }
+    out[key_of(item)] = value;
+  }
+}
+
+Release read_release(const fs::path& path, std::string_view minor, Problems& problems) {
+  Release release;
+  release.root = load_yaml(path, problems);
+  if (!release.root) {
+    return release;
+  }
+  const auto& root = release.root;
+  check_keys(root, {"kubernetes", "versions", "images", "default_components"}, "", problems);
+  release.kubernetes = read_scalar(root, "kubernetes", k_version_pattern, "a version like 1.32.4", problems);
+  if (!release.kubernetes.empty() && !release.kubernetes.starts_with(fmt::format("{}.", minor))) {
+    problems.add(root["kubernetes"], fmt::format("kubernetes: {} is not a {} release", release.kubernetes, minor));
+  }
+  read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", release.versions, problems);
+  read_version_map(root, "images", k_tag_pattern, "an image tag", release.images, problems);
+  release.default_components = read_names(root, "default_components", "component names", problems);
+  return release;
+}
+
+// --- pinned digests ----------------------------------------------------------------------------
+
+using PinKey = std::tuple<std::string, std::string, std::string>; // component, version, arch
+using Pins = std::map<PinKey, std::string>;
+
+void read_pins(const YAML::Node& root, const std::map<std::string, ComponentSpec>& catalogue, Pins& pins,
+               Problems& problems) {
+  if (!root.IsMap()) {
+    problems.add(root, "checksums: expected component: {version: {arch: sha256}}");
+    return;
+  }
+  for (const auto& component : root) {
+    auto name = key_of(component);
+    if (!catalogue.contains(name)) {
+      problems.add(component.first, fmt::format("checksums: unknown component '{}'", name));
+      continue;
+    }
+    if (!component.second.IsMap()) {
+      problems.add(component.second, fmt::format("checksums: {}: expected {{version: {{arch: sha256}}}}", name));
+      continue;
+    }
+    for (const auto& version : component.second) {
+      auto number = key_of(version);
+      if (!std::regex_match(number, k_version_pattern)) {
+        problems.add(version.first, fmt::format("checksums: {}: '{}' is not a version like 1.7.24{}", name, number,
+                                                version_hint(number)));
+        continue;
+      }
+      if (!version.second.IsMap()) {
+        problems.add(version.second, fmt::format("checksums: {} {}: expected {{arch: sha256}}", name, number));
+        continue;
+      }
+      for (const auto& arch : version.second) {
+        auto arch_name = key_of(arch);
+        auto digest = arch.second.as<std::string>("");
+        if (!is_arch(arch_name)) {
+          problems.add(arch.first, fmt::format("checksums: {} {}: '{}' is not one of {}{}", name, number, arch_name,
+                                               fmt::join(k_arches, ", "), arch_hint(arch_name)));
+        } else if (!std::regex_match(digest, k_hex_pattern)) {
+          problems.add(arch.second, fmt::format("checksums: {} {} {}: expected 64 lower-case hex digits", name,
+                                                number, arch_name));
+        } else {
+          pins[{name, number, arch_name}] = digest;
+        }
+      }
+    }
+  }
+}
+
+// --- the user's manifest -------------------------------------------------------------------------
+
+struct UserManifest {
+  YAML::Node root;
+  std::string kubernetes;
+  std::vector<std::string> components; // empty: the release's defaults
+  std::map<std::string, std::string> versions;
+};
+
+void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, Problems& problems) {
+  check_keys(root,
+             {"name", "version", "kubernetes", "arches", "os_profiles", "roles", "components", "versions", "checksums"},
+             "", problems);
+  plan.name = read_scalar(root, "name", k_name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
+  plan.version = read_scalar(root, "version", k_bundle_version_pattern, "a version like '1.0.0'", problems);
+  user.kubernetes = read_scalar(root, "kubernetes", k_version_pattern, "a Kubernetes version like 1.32.4", problems);
+  plan.kubernetes = user.kubernetes;
+  plan.arches = read_names(root, "arches", "arches (amd64, arm64)", problems);
+  check_arches(root["arches"], plan.arches, problems);
+  plan.os_profiles = read_names(root, "os_profiles", "OS profile names", problems);
+  if (root["roles"]) {
+    plan.roles = read_names(root, "roles", "roles (master, worker, etcd, lb)", problems);
+    for (std::size_t i = 0; i < plan.roles.size(); ++i) {
+      if (std::ranges::none_of(k_roles, [&](const char* r) { return plan.roles[i] == r; })) {
+        problems.add(root["roles"][i], fmt::format("roles: '{}' is not one of {}", plan.roles[i],
+                                                   fmt::join(k_roles, ", ")));
+      }
+    }
+  } else {
+    plan.roles.assign(k_roles.begin(), k_roles.end());
+  }
+  if (root["components"]) {
+    user.components = read_names(root, "components", "component names", problems);
+  }
+  read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", user.versions, problems);
+}
+
+// The release file for the manifest's Kubernetes minor, or a problem naming the ones there are.
+std::optional<fs::path> release_path(const fs::path& dir, const std::string& kubernetes, const YAML::Node& at,
+                                     Problems& problems) {
+  auto minor = kubernetes.substr(0, kubernetes.rfind('.'));
+  auto path = dir / fmt::format("kubernetes-{}.yaml", minor);
+  std::error_code ec;
+  if (fs::exists(path, ec)) {
+    return path;
+  }
+  std::vector<std::string> known;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    auto name = entry.path().filename().string();
+    if (name.starts_with("kubernetes-") && name.ends_with(".yaml")) {
+      known.push_back(name.substr(11, name.size() - 16));
+    }
+  }
+  std::ranges::sort(known);
+  problems.add(at, fmt::format("kubernetes: {} is not supported: there is no {} (supported minors: {})", kubernetes,
+                               path.string(), fmt::join(known, ", ")));
+  return std::nullopt;
+}
+
+Artifact make_artifact(const ComponentSpec& spec, const std::string& version, const std::string& arch,
+                       const Pins& catalogue_pins, const Pins& manifest_pins, std::vector<std::string>& replaced) {
+  Artifact artifact;
+  artifact.component = spec.name;
+  artifact.version = version;
+  artifact.arch = arch;
+  auto found = spec.arch_names.find(arch);
+  auto upstream_arch = found == spec.arch_names.end() ? arch : found->second;
+  auto fill = [&](std::string text) { return expand(expand(std::move(text), "version", version), "arch", upstream_arch); };
+  artifact.url = fill(spec.url);
+  artifact.checksum_format = spec.checksum_format;
+  if (spec.checksum_format != ChecksumFormat::none) {
+    artifact.checksum_url = expand(fill(spec.checksum_url), "url", artifact.url);
+  }
+  artifact.kind = spec.kind;
+  for (const auto& member : spec.members) {
+    artifact.members.push_back({fill(member.path), member.install});
+  }
+  PinKey key{spec.name, version, arch};
+  auto from_catalogue = catalogue_pins.find(key);
+  auto from_manifest = manifest_pins.find(key);
+  if (from_manifest != manifest_pins.end()) {
+    artifact.pin = from_manifest->second;
+    artifact.pin_source = PinSource::manifest;
+    if (from_catalogue != catalogue_pins.end() && from_catalogue->second != from_manifest->second) {
+      replaced.push_back(artifact.label());
+    }
+  } else if (from_catalogue != catalogue_pins.end()) {
+    artifact.pin = from_catalogue->second;
+    artifact.pin_source = PinSource::catalogue;
+  }
+  return artifact;
+}
+
+// The version of each selected component: the manifest's override, else the release's.
+void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, const Release& release,
+                      const UserManifest& user, const Pins& catalogue_pins, const Pins& manifest_pins, Plan& plan,
+                      Problems& problems) {
+  std::vector<std::string> replaced; // catalogue pins the manifest overrides with other digests
+  const auto& selected = user.components.empty() ? release.default_components : user.components;
+  const auto& list_node = user.components.empty() ? release.root["default_components"] : user.root["components"];
+  for (std::size_t i = 0; i < selected.size(); ++i) {
+    const auto& name = selected[i];
+    auto spec = catalogue.find(name);
+    if (spec == catalogue.end()) {
+      std::vector<std::string> known;
+      for (const auto& [known_name, _] : catalogue) {
+        known.push_back(known_name);
+      }
+      problems.add(list_node[i], fmt::format("unknown component '{}' (the catalogue has: {})", name,
+                                             fmt::join(known, ", ")));
+      continue;
+    }
+    std::string version;
+    if (spec->second.follows_kubernetes) {
+      version = plan.kubernetes;
+    } else if (auto v = user.versions.find(name); v != user.versions.end()) {
+      version = v->second;
+    } else if (auto r = release.versions.find(name); r != release.versions.end()) {
+      version = r->second;
+    } else {
+      problems.add(list_node[i], fmt::format("component '{}' has no version for Kubernetes {}: add it under "
+                                             "'versions:'",
+                                             name, plan.kubernetes));
+      continue;
+    }
+    for (const auto& arch : plan.arches) {
+      plan.artifacts.push_back(make_artifact(spec->second, version, arch, catalogue_pins, manifest_pins, replaced));
+    }
+  }
+  for (const auto& [name, _] : user.versions) {
+    if (std::ranges::find(selected, name) == selected.end()) {
+      problems.add(user.root["versions"][name], fmt::format("versions: '{}' is not one of the components ({})", name,
+                                                            fmt::join(selected, ", ")));
+    } else if (catalogue.contains(name) && catalogue.at(name).follows_kubernetes) {
+      problems.add(user.root["versions"][name],
+                   fmt::format("versions: '{}' follows the 'kubernetes' version; set that instead", name));
+    }
+  }
+  if (!replaced.empty()) {
+    spdlog::warn("{}'s checksums replace the catalogue's pinned digests of {} artifacts ({}{}): only a source "
+                 "you trust should do that",
+                 plan.manifest_path.string(), replaced.size(),
+                 fmt::join(replaced.begin(), replaced.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(replaced.size(), 3)), ", "),
+                 replaced.size() > 3 ? ", ..." : "");
+  }
+  std::ranges::sort(plan.artifacts, {}, [](const Artifact& a) { return std::tie(a.component, a.version, a.arch); });
+}
+
+} // namespace
+
+std::string Artifact::file_name() const { return url.substr(url.rfind('/') + 1); }
+
+std::string Artifact::label() const { return fmt::format("{} {} {}", component, version, arch); }
+
+const char* to_string(ChecksumFormat format) {
+  switch (format) {
+  case ChecksumFormat::bare: return "bare";
+  case ChecksumFormat::sums: return "sums";
+  case ChecksumFormat::none: return "none";
+  }
+  return "none";
+}
+
+const char* to_string(ArtifactKind kind) { return kind == ArtifactKind::tar_gz ? "tar.gz" : "file"; }
+
+const char* to_string(PinSource source) {
+  switch (source) {
+  case PinSource::none: return "none";
+  case PinSource::catalogue: return "catalogue";
+  case PinSource::manifest: return "manifest";
+  }
+  return "none";
+}
+
+fs::path default_manifests_dir() {
+  if (const char* dir = std::getenv("KUBEXM_MANIFESTS"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  auto installed = self.parent_path().parent_path() / "share" / "kubexm" / "manifests";
+  if (fs::exists(installed / "catalogue.yaml", ec)) {
+    return installed;
+  }
+  return KUBEXM_SOURCE_MANIFESTS;
+}
+
+Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir) {
+  Plan plan;
+  plan.manifest_path = manifest;
+  Problems user_problems(manifest.string());
+  UserManifest user;
+  user.root = load_yaml(manifest, user_problems);
+  if (!user.root) {
+    return std::unexpected(user_problems.status(ErrorKind::usage).error());
+  }
+  read_user_manifest(user.root, plan, user, user_problems);
+
+  auto catalogue_path = manifests_dir / "catalogue.yaml";
+  Problems catalogue_problems(catalogue_path.string());
+  auto catalogue = read_catalogue(catalogue_path, catalogue_problems);
+
+  auto checksums_path = manifests_dir / "checksums.yaml";
+  Problems checksum_problems(checksums_path.string());
+  Pins catalogue_pins;
+  if (auto root = load_yaml(checksums_path, checksum_problems)) {
+    read_pins(root, catalogue, catalogue_pins, checksum_problems);
+  }
+  Pins manifest_pins;
+  if (auto checksums = user.root["checksums"]) {
+    read_pins(checksums, catalogue, manifest_pins, user_problems);
+  }
+
+  Problems release_problems("");
+  Release release;
+  if (!user.kubernetes.empty()) {
+    if (auto path = release_path(manifests_dir, user.kubernetes, user.root["kubernetes"], user_problems)) {
+      release_problems = Problems(path->string());
+      auto minor = user.kubernetes.substr(0, user.kubernetes.rfind('.'));
+      release = read_release(*path, minor, release_problems);
+      plan.images = release.images;
+    }
+  }
+  if (catalogue_problems.empty() && release.root) {
+    expand_artifacts(catalogue, release, user, catalogue_pins, manifest_pins, plan, user_problems);
+  }
+  Problems all("");
+  for (const auto* part : {&user_problems, &catalogue_problems, &checksum_problems, &release_problems}) {
+    all.merge(*part);
+  }
+  if (auto status = all.status(ErrorKind::usage); !status) {
+    return std::unexpected(status.error());
+  }
+  return plan;
+}
+
+} // namespace kubexm

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Serves a directory over HTTP on 127.0.0.1 like a release download host, with Range
+support (206 Partial Content) and faults to order, for tests and the demo.
+
+  --port-file F      bind an ephemeral port and write it to F once listening
+  --log F            append "METHOD PATH STATUS BYTES" per request
+  --drop-once RE     the first GET of each matching path sends half the file, then cuts the
+                     connection (a download that must resume)
+  --corrupt RE       matching paths are served with one byte flipped in the middle
+  --status RE=CODE   matching paths answer CODE (e.g. 503) with no body
+"""
+
+import argparse
+import http.server
+import os
+import re
+import socketserver
+import sys
+import threading
+
+
+class Faults:
+    def __init__(self, args):
+        self.drop = re.compile(args.drop_once) if args.drop_once else None
+        self.corrupt = re.compile(args.corrupt) if args.corrupt else None
+        self.status = []
+        for rule in args.status or []:
+            pattern, code = rule.rsplit("=", 1)
+            self.status.append((re.compile(pattern), int(code)))
+        self.dropped = set()
+        self.lock = threading.Lock()
+
+    def should_drop(self, path):
+        if not self.drop or not self.drop.search(path):
+            return False
+        with self.lock:
+            if path in self.dropped:
+                return False
+            self.dropped.add(path)
+            return True
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    root = "."
+    faults = None
+    log_file = None
+
+    def log_message(self, format, *args):
+        pass
+
+    def record(self, status, sent):
+        if self.log_file:
+            with open(self.log_file, "a") as log:
+                log.write(f"{self.command} {self.path} {status} {sent}\n")
+
+    def answer(self, status, body=b"", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.record(status, len(body))
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        path = self.path.split("?", 1)[0]
+        for pattern, code in self.faults.status:
+            if pattern.search(path):
+                return self.answer(code)
+        local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
+        if not local.startswith(self.root + os.sep) or not os.path.isfile(local):
+            return self.answer(404, b"not found\n")
+        with open(local, "rb") as f:
+            data = f.read()
+        if self.faults.corrupt and self.faults.corrupt.search(path) and data:
+            middle = len(data) // 2
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+        start, status = 0, 200
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if match:
+            start = int(match.group(1))
+            if start >= len(data):
+                return self.answer(416, headers=[("Content-Range", f"bytes */{len(data)}")])
+            status = 206
+        body = data[start:]
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if self.command == "HEAD":
+            return self.record(status, 0)
+        if self.faults.should_drop(path):
+            half = body[: len(body) // 2]
+            self.wfile.write(half)
+            self.wfile.flush()
+            self.record("cut", len(half))
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self.wfile.write(body)
+        self.record(status, len(body))
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("root")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file")
+    parser.add_argument("--log")
+    parser.add_argument("--drop-once")
+    parser.add_argument("--corrupt")
+    parser.add_argument("--status", action="append")
+    args = parser.parse_args()
+    Handler.root = os.path.realpath(args.root)
+    Handler.faults = Faults(args)
+    Handler.log_file = args.log
+    server = Server(("127.0.0.1", args.port), Handler)
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(str(server.server_address[1]))
+        os.rename(args.port_file + ".tmp", args.port_file)
+    print(f"serving {args.root} on http://127.0.0.1:{server.server_address[1]}", file=sys.stderr)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
