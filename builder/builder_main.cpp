@@ -37,6 +37,7 @@ struct BuilderOptions {
   std::optional<fs::path> cache;
   std::vector<std::string> mirrors;
   unsigned jobs = 4;
+  unsigned retries = 4;
   bool allow_unpinned = false;
 };
 
@@ -70,6 +71,7 @@ Result<std::optional<std::int64_t>> epoch_from_environment() {
 Result<FetchOptions> fetch_options(const BuilderOptions& options) {
   FetchOptions fetch;
   fetch.jobs = std::max(1u, options.jobs);
+  fetch.attempts = options.retries + 1;
   fetch.quiet = options.common.quiet;
   fetch.terminal_progress = smart_terminal();
   for (const auto& text : options.mirrors) {
@@ -283,6 +285,10 @@ int builder_main(int argc, char** argv) {
                         "https://dl.k8s.io=https://artifacts.site/dl.k8s.io (repeatable; the longest FROM wins)")
       ->type_name("FROM=TO");
     command->add_option("-j,--jobs", options.jobs, "Parallel downloads")->check(CLI::Range(1, 64));
+    command->add_option("--retries", options.retries,
+                        "Retries of a download that failed in a way that may pass (refused or cut connection, "
+                        "HTTP 5xx), resuming where it stopped, after 0.5 s, 1 s, 2 s, ... (at most 8 s)")
+      ->check(CLI::Range(0, 20));
   };
   auto add_manifest_options = [&](CLI::App* command) {
     command->add_option("-f,--manifest", options.manifest, "The bundle manifest (YAML)")

@@ -72,7 +72,7 @@ public:
   }
 
 private:
-  const nlohmann::json& m_object;
+  nlohmann::json m_object; // a copy: callers pass temporaries
   std::string m_where;
   std::vector<std::string>& m_problems;
 };

@@ -43,3 +43,65 @@ pack_demo() {
   python3 "$GEN_TREE" "$tree" "$@"
   SOURCE_DATE_EPOCH=1700000000 "$BUILDER" -q pack --dir "$tree" -o "$out" >/dev/null
 }
+
+# --- the local upstream mirror (tools/make-mirror.py, tools/mirror-server.py) ---------------
+
+# Fixtures that outlive a run: Debian packages and the mirror built from them.
+FIXTURE_CACHE=${KUBEXM_TEST_CACHE:-/var/cache/kubexm-test}
+RELEASE="$KUBEXM_SOURCE/manifests/kubernetes-1.32.yaml"
+
+# ensure_mirror: sets MIRROR_ROOT to a mirror of the 1.32 upstreams, building it when the
+# script or the release file changed since it was last built.
+ensure_mirror() {
+  mkdir -p "$FIXTURE_CACHE"
+  local key
+  key=$(cat "$KUBEXM_SOURCE/tools/make-mirror.py" "$RELEASE" | sha256sum | cut -c1-16)
+  MIRROR_ROOT="$FIXTURE_CACHE/mirror-$key"
+  (
+    flock 9
+    if [ ! -f "$MIRROR_ROOT/checksums.yaml" ]; then
+      python3 "$KUBEXM_SOURCE/tools/make-mirror.py" --release "$RELEASE" --out "$MIRROR_ROOT" \
+        --debs "$FIXTURE_CACHE/debs" >&2
+    fi
+  ) 9>"$FIXTURE_CACHE/mirror.lock"
+}
+
+# start_mirror ROOT [server options...]: serves ROOT on 127.0.0.1; sets MIRROR_PORT and
+# MIRRORS (the --mirror options that send every upstream host there). Requests are logged
+# to $WORK/server.log.
+start_mirror() {
+  local root=$1
+  shift
+  stop_mirror
+  rm -f "$WORK/port"
+  python3 "$KUBEXM_SOURCE/tools/mirror-server.py" "$root" --port-file "$WORK/port" --log "$WORK/server.log" "$@" \
+    2>"$WORK/server.err" &
+  MIRROR_PID=$!
+  for _ in $(seq 100); do
+    [ -s "$WORK/port" ] && break
+    sleep 0.05
+  done
+  [ -s "$WORK/port" ] || fail "the mirror server did not start: $(cat "$WORK/server.err")"
+  MIRROR_PORT=$(cat "$WORK/port")
+  MIRRORS=()
+  local host
+  for host in dl.k8s.io github.com get.helm.sh download.docker.com storage.googleapis.com; do
+    MIRRORS+=(--mirror "https://$host=http://127.0.0.1:$MIRROR_PORT/$host")
+  done
+}
+
+stop_mirror() {
+  if [ -n "${MIRROR_PID:-}" ]; then
+    kill "$MIRROR_PID" 2>/dev/null || true
+    wait "$MIRROR_PID" 2>/dev/null || true
+    MIRROR_PID=
+  fi
+}
+trap 'stop_mirror; rm -rf "$WORK"' EXIT
+
+# site_manifest OUT [extra yaml]: the demo manifest, plus the mirror's own digests as pins.
+site_manifest() {
+  local out=$1
+  shift
+  { cat "$KUBEXM_SOURCE/manifests/demo.yaml"; printf '%s\n' "$@"; cat "$MIRROR_ROOT/checksums.yaml"; } >"$out"
+}

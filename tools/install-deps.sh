@@ -7,12 +7,24 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git file binutils
   # libraries (the installer links the static .a files of the first group)
-  libarchive-dev libzstd-dev libssl-dev libacl1-dev libyaml-cpp-dev
+  libarchive-dev libzstd-dev libssl-dev libacl1-dev libyaml-cpp-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # programs the tests and benchmarks compare against or drive
-  zstd tar coreutils python3 time makeself hyperfine
+  zstd tar coreutils python3 time makeself hyperfine curl util-linux
 )
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# The local upstream mirror (tools/make-mirror.py) is built from Debian's arm64 packages as
+# well as amd64 ones: apt fetches a foreign arch's .debs once the arch is added.
+if ! dpkg --print-foreign-architectures | grep -qx arm64 && [ "$(dpkg --print-architecture)" != arm64 ]; then
+  echo "install-deps: adding arm64 as a foreign architecture (for apt-get download PKG:arm64)"
+  $sudo dpkg --add-architecture arm64
+  $sudo apt-get update -qq
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -25,8 +37,5 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 echo "install-deps: installing ${missing[*]}"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# What goes wrong between the builder and an upstream: a tampered file, a cut connection, a
+# missing file, a binary of the wrong arch, a mirror whose content disagrees with the pinned
+# digests, an unpinned version, an unreachable mirror. Each is a clear error (or, for the cut
+# connection, a resumed download), and nothing bad reaches the cache or the output.
+source "$(dirname "$0")/../lib.sh"
+
+ensure_mirror
+site_manifest "$WORK/site.yaml"
+
+# cache_is_clean DIR: every object in the cache has the digest it is filed under.
+cache_is_clean() {
+  local dir=$1 file
+  [ -d "$dir/sha256" ] || return 0
+  while IFS= read -r file; do
+    [ "$(sha256sum "$file" | cut -d' ' -f1)" = "$(basename "$file")" ] || fail "cache object $file is not what its name says"
+  done < <(find "$dir/sha256" -type f)
+}
+
+# 1. A tampered download: a hard error naming the URL and both digests; nothing cached, no output.
+start_mirror "$MIRROR_ROOT" --corrupt 'containerd-2\.1\.5-linux-arm64\.tar\.gz$'
+expect_failure 3 "containerd 2.1.5 arm64: http://127.0.0.1:$MIRROR_PORT/github.com/containerd/containerd/releases/download/v2.1.5/containerd-2.1.5-linux-arm64.tar.gz \(mirror of https://github.com/.*\): SHA-256 mismatch: expected [0-9a-f]{64}, got [0-9a-f]{64}; the file was discarded, not cached" \
+  "$BUILDER" build -f "$WORK/site.yaml" -o "$WORK/out-corrupt" --cache "$WORK/c1" "${MIRRORS[@]}"
+cache_is_clean "$WORK/c1"
+expected=$(grep -A4 '^  containerd:' "$MIRROR_ROOT/checksums.yaml" | awk '$1 == "arm64:" {print $2}')
+[ ${#expected} -eq 64 ] || fail "no arm64 containerd digest in $MIRROR_ROOT/checksums.yaml"
+[ ! -e "$WORK/c1/sha256/${expected:0:2}/$expected" ] || fail "the tampered file was cached under the expected digest"
+[ -z "$(ls -A "$WORK/c1/partial")" ] || fail "the tampered download was left in the cache: $(ls "$WORK/c1/partial")"
+[ ! -e "$WORK/out-corrupt/install" ] || fail "a bundle was written despite the tampered download"
+pass "a tampered download fails, names the URL and digests, and is not cached"
+
+# 2. A connection cut half-way: the download resumes with a Range request and completes.
+start_mirror "$MIRROR_ROOT" --drop-once 'bin/linux/arm64/kubectl$'
+"$BUILDER" build -f "$WORK/site.yaml" -o "$WORK/out-resume" --cache "$WORK/c2" "${MIRRORS[@]}" -j 2 \
+  >/dev/null 2>"$WORK/resume.err" || { cat "$WORK/resume.err"; fail "the build did not survive a cut connection"; }
+grep -q "^GET /dl.k8s.io/release/v1.32.10/bin/linux/arm64/kubectl cut " "$WORK/server.log" ||
+  fail "the server did not cut the connection"
+grep -q "^GET /dl.k8s.io/release/v1.32.10/bin/linux/arm64/kubectl 206 " "$WORK/server.log" ||
+  fail "the download did not resume with a Range request: $(grep kubectl "$WORK/server.log")"
+grep -q "kubectl 1.32.10 arm64: .*retrying (2 of 5) from byte [1-9]" "$WORK/resume.err" ||
+  fail "the retry was not reported: $(cat "$WORK/resume.err")"
+grep -q "fetched kubectl 1.32.10 arm64: .*resumed at" "$WORK/resume.err" || fail "the resume was not reported"
+"$INSTALLER" verify --bundle "$WORK/out-resume/install" >/dev/null || fail "the resumed build's bundle does not verify"
+pass "a cut connection resumes where it stopped"
+
+# 3. A file the upstream does not have: the component, version, arch and URL are named.
+start_mirror "$MIRROR_ROOT"
+site_manifest "$WORK/missing.yaml" "components: [crictl]" "versions: {crictl: 1.32.9}"
+expect_failure 1 "crictl 1.32.9 amd64: checksum file: .*crictl-v1.32.9-linux-amd64.tar.gz.sha256.*: HTTP 404 Not Found" \
+  "$BUILDER" build -f "$WORK/missing.yaml" -o "$WORK/out-404" --cache "$WORK/c3" "${MIRRORS[@]}" --allow-unpinned
+grep -q "crictl 1.32.9 arm64" "$WORK/stderr" || fail "the arm64 404 is not reported alongside the amd64 one"
+pass "a 404 names the component, version, arch and URL"
+
+# 4. An amd64 binary filed as arm64, with checksum files that agree: the ELF check refuses it.
+cp -al "$MIRROR_ROOT" "$WORK/swapped"
+k8s="$WORK/swapped/dl.k8s.io/release/v1.32.10/bin/linux"
+rm "$k8s/arm64/kubelet" "$k8s/arm64/kubelet.sha256"
+cp "$k8s/amd64/kubelet" "$k8s/arm64/kubelet"
+sha256sum "$k8s/arm64/kubelet" | cut -d' ' -f1 >"$k8s/arm64/kubelet.sha256"
+start_mirror "$WORK/swapped"
+digest=$(cat "$k8s/arm64/kubelet.sha256")
+{
+  cat "$KUBEXM_SOURCE/manifests/demo.yaml"
+  printf 'components: [kubelet]\nchecksums:\n  kubelet:\n    1.32.10: {amd64: %s, arm64: %s}\n' "$digest" "$digest"
+} >"$WORK/kubelet.yaml"
+expect_failure 3 "kubelet 1.32.10 arm64: http://127.0.0.1:$MIRROR_PORT/dl.k8s.io/release/v1.32.10/bin/linux/arm64/kubelet: kubelet is an x86-64 \(amd64\) binary, but it is filed under arm64; refusing it" \
+  "$BUILDER" build -f "$WORK/kubelet.yaml" -o "$WORK/out-elf" --cache "$WORK/c4" "${MIRRORS[@]}"
+[ ! -e "$WORK/out-elf/kubexm.lock" ] || fail "a lock was written for a binary of the wrong arch"
+pass "an amd64 binary served as arm64 is refused by its ELF header"
+
+# 5. The mirror's files are not upstream's: against the catalogue's pinned digests (the real
+# upstream values) the builder refuses them, naming the checksum file and both digests.
+start_mirror "$MIRROR_ROOT"
+expect_failure 3 "runc 1.3.4 amd64: the upstream checksum file http://127.0.0.1:$MIRROR_PORT/github.com/opencontainers/runc/releases/download/v1.3.4/runc.sha256sum says [0-9a-f]{64}, but the catalogue pins 5966ca40b6187b30e33bfc299c5f1fe72e8c1aa01cf3fefdadf391668f47f103; refusing" \
+  "$BUILDER" build -f "$KUBEXM_SOURCE/manifests/demo.yaml" -o "$WORK/out-pins" --cache "$WORK/c5" "${MIRRORS[@]}"
+[ "$(grep -c 'but the catalogue pins' "$WORK/stderr")" -eq 20 ] || fail "not every one of the 20 disagreements was reported"
+[ ! -d "$WORK/c5/sha256" ] || [ -z "$(find "$WORK/c5/sha256" -type f)" ] || fail "files were downloaded despite the pins"
+pass "a mirror whose content disagrees with the pinned digests is refused"
+
+# 6. A version with no pin needs --allow-unpinned, and the lock says it was unpinned.
+{ cat "$KUBEXM_SOURCE/manifests/demo.yaml"; echo "components: [kube-proxy]"; } >"$WORK/unpinned.yaml"
+expect_failure 2 "no pinned SHA-256 for kube-proxy 1.32.10 amd64, kube-proxy 1.32.10 arm64: add them under 'checksums:'" \
+  "$BUILDER" resolve -f "$WORK/unpinned.yaml" -o "$WORK/unpinned.lock" --cache "$WORK/c6" "${MIRRORS[@]}"
+"$BUILDER" resolve -f "$WORK/unpinned.yaml" -o "$WORK/unpinned.lock" --cache "$WORK/c6" "${MIRRORS[@]}" \
+  --allow-unpinned >/dev/null 2>&1 || fail "--allow-unpinned did not resolve"
+[ "$(grep -c '"pin": "none"' "$WORK/unpinned.lock")" -eq 2 ] || fail "the lock does not record the unpinned artifacts"
+pass "unpinned versions need --allow-unpinned and the lock records them"
+
+# 7. An unreachable mirror: the error names the URL and how many attempts were made.
+stop_mirror
+expect_failure 1 "kubelet 1.32.10 amd64: checksum file: http://127.0.0.1:$MIRROR_PORT/dl.k8s.io/.*/kubelet.sha256 .*Could(n't| not) connect" \
+  "$BUILDER" build -f "$WORK/site.yaml" -o "$WORK/out-down" --cache "$WORK/c7" "${MIRRORS[@]}" --retries 1
+pass "an unreachable mirror is a clear error"
