@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bundle/log.hpp"
+
 #include "builder/unpack.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/fs.hpp"
@@ -52,7 +54,7 @@ Status check_pins(const Plan& plan, bool allow_unpinned) {
                   "the upstream checksum files alone; the lock records it)",
                   fmt::join(unpinned, ", "), plan.manifest_path.string())));
   }
-  spdlog::warn("not pinned, trusting the upstream checksum files alone: {}", fmt::join(unpinned, ", "));
+  log_warning(fmt::format("not pinned, trusting the upstream checksum files alone: {}", fmt::join(unpinned, ", ")));
   return {};
 }
 
@@ -71,9 +73,9 @@ Result<std::vector<std::optional<std::string>>> expected_digests(const Plan& pla
     expected.push_back(artifact.pin);
     if (artifact.checksum_url.empty()) {
       if (!artifact.pin) {
-        spdlog::warn("{}: its upstream publishes no checksum and it is not pinned: the download is trusted as it "
+        log_warning(fmt::format("{}: its upstream publishes no checksum and it is not pinned: the download is trusted as it "
                      "comes",
-                     artifact.label());
+                     artifact.label()));
       }
       continue;
     }

@@ -36,6 +36,7 @@ struct BuilderOptions {
   std::optional<fs::path> lock;
   std::optional<fs::path> cache;
   std::vector<std::string> mirrors;
+  std::optional<fs::path> ca_file;
   unsigned jobs = 4;
   unsigned retries = 4;
   bool allow_unpinned = false;
@@ -72,6 +73,7 @@ Result<FetchOptions> fetch_options(const BuilderOptions& options) {
   FetchOptions fetch;
   fetch.jobs = std::max(1u, options.jobs);
   fetch.attempts = options.retries + 1;
+  fetch.ca_file = options.ca_file.value_or(fs::path()).string();
   fetch.quiet = options.common.quiet;
   fetch.terminal_progress = smart_terminal();
   for (const auto& text : options.mirrors) {
@@ -284,7 +286,11 @@ int builder_main(int argc, char** argv) {
                         "Fetch URLs starting with FROM from TO instead, e.g. "
                         "https://dl.k8s.io=https://artifacts.site/dl.k8s.io (repeatable; the longest FROM wins)")
       ->type_name("FROM=TO");
-    command->add_option("-j,--jobs", options.jobs, "Parallel downloads")->check(CLI::Range(1, 64));
+    command->add_option("--cacert", options.ca_file,
+                        "Verify servers against the CA certificates in FILE (PEM) instead of the system's, for a "
+                        "site mirror with a private CA; TLS verification is always on")
+      ->check(CLI::ExistingFile);
+    command->add_option("-j,--jobs", options.jobs, "Parallel downloads (default 4)")->check(CLI::Range(1, 64));
     command->add_option("--retries", options.retries,
                         "Retries of a download that failed in a way that may pass (refused or cut connection, "
                         "HTTP 5xx), resuming where it stopped, after 0.5 s, 1 s, 2 s, ... (at most 8 s)")

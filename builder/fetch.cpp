@@ -4,12 +4,15 @@
 #include <fcntl.h>
 #include <mutex>
 #include <regex>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
+
+#include "bundle/log.hpp"
 
 #include "builder/transfer_display.hpp"
 #include "bundle/fs.hpp"
@@ -271,7 +274,8 @@ std::string describe_failure(CURLcode rc, long code, const char* detail) {
   }
   std::string text = *detail != '\0' ? detail : curl_easy_strerror(rc);
   if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE) {
-    text += " (TLS verification is always on: give the mirror a certificate the system trusts)";
+    text += " (TLS verification is always on: give the mirror a certificate the system trusts, or name its CA "
+            "with --cacert)";
   }
   return text;
 }
@@ -283,7 +287,7 @@ struct Outcome {
   bool retry = false;
 };
 
-Outcome perform(CURL* curl, const std::string& url, Attempt& attempt) {
+Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options, Attempt& attempt) {
   char detail[CURL_ERROR_SIZE] = {};
   curl_easy_reset(curl);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -303,6 +307,9 @@ Outcome perform(CURL* curl, const std::string& url, Attempt& attempt) {
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &attempt);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  if (!options.ca_file.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
+  }
   if (attempt.offset > 0) {
     curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(attempt.offset));
   }
@@ -344,11 +351,11 @@ bool back_off(const FetchOptions& options, unsigned attempt) {
 class FileSink final : public Sink {
 public:
   static Result<std::unique_ptr<FileSink>> open(const fs::path& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    auto fd = open_locked(path);
     if (!fd) {
-      return fail("cannot open {}: {}", path.string(), errno_text(errno));
+      return std::unexpected(fd.error());
     }
-    auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(fd)));
+    auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(*fd)));
     // What an earlier attempt or run left is hashed first; the transfer goes on from there.
     if (auto status = read_chunks(sink->m_fd.get(), [&](std::span<const std::byte> bytes) {
           sink->m_hash.update(bytes);
@@ -381,8 +388,33 @@ public:
     return {};
   }
 
+  // Gives up the partial file (another download of the same content finished first).
+  void discard() { ::unlink(m_path.c_str()); }
+
 private:
   FileSink(fs::path path, UniqueFd fd) : m_path(std::move(path)), m_fd(std::move(fd)) {}
+
+  // Opens the partial file with an exclusive lock, so that two downloads of the same
+  // content (two threads, or two builders sharing a cache) never write it at once. The
+  // holder may rename it into the cache while we wait: then the locked inode is no longer
+  // at `path`, and we start over with the file now there.
+  static Result<UniqueFd> open_locked(const fs::path& path) {
+    for (;;) {
+      UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+      if (!fd) {
+        return fail("cannot open {}: {}", path.string(), errno_text(errno));
+      }
+      if (::flock(fd.get(), LOCK_EX) != 0) {
+        return fail("cannot lock {}: {}", path.string(), errno_text(errno));
+      }
+      struct stat held {};
+      struct stat named {};
+      if (::fstat(fd.get(), &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_ino == named.st_ino &&
+          held.st_dev == named.st_dev) {
+        return fd;
+      }
+    }
+  }
   fs::path m_path;
   UniqueFd m_fd;
   Sha256 m_hash;
@@ -431,6 +463,11 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     if (!sink) {
       return std::unexpected(sink.error());
     }
+    // Another download of the same content may have finished while we waited for the lock.
+    if (download.sha256 && cache.has(*download.sha256, download.size)) {
+      (*sink)->discard();
+      return Downloaded{*download.sha256, fs::file_size(cache.object(*download.sha256)), true};
+    }
     if (download.size && (*sink)->size() > *download.size) {
       (*sink)->restart();
     }
@@ -441,7 +478,7 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     // A partial that already holds every byte (a run killed before it was cached) needs no transfer.
     Outcome outcome;
     if (!(download.size && attempt.offset == *download.size)) {
-      outcome = perform(curl, url, attempt);
+      outcome = perform(curl, url, options, attempt);
     }
     if (outcome.code == 416 && attempt.offset > 0) {
       display.fail(attempt.slot);
@@ -502,7 +539,7 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
   for (unsigned attempt_number = 0;; ++attempt_number) {
     TextSink sink;
     Attempt attempt{&sink, nullptr, 0, false, false, nullptr, 0};
-    auto outcome = perform(curl, url, attempt);
+    auto outcome = perform(curl, url, options, attempt);
     if (outcome.error.empty()) {
       return std::move(sink.text);
     }
@@ -511,7 +548,7 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
     }
     if (outcome.retry && attempt_number + 1 < options.attempts) {
       if (!options.quiet) {
-        spdlog::warn("{}: {}; retrying ({} of {})", url, outcome.error, attempt_number + 2, options.attempts);
+        log_warning(fmt::format("{}: {}; retrying ({} of {})", url, outcome.error, attempt_number + 2, options.attempts));
       }
       if (!back_off(options, attempt_number)) {
         return std::unexpected(Error(ErrorKind::interrupted, "interrupted"));

@@ -57,6 +57,7 @@ struct FetchOptions {
   unsigned attempts = 5;         // per file, for errors that may pass (connection, 5xx, cut off)
   double first_backoff = 0.5;    // seconds; doubles per attempt, at most 8 s
   std::vector<Mirror> mirrors;
+  std::string ca_file;           // CA certificates to verify servers with (a site mirror's private CA); empty: the system's
   bool terminal_progress = true; // bars on a terminal; plain lines otherwise
   bool quiet = false;
 };

@@ -6,6 +6,8 @@
 #include <set>
 
 #include <spdlog/spdlog.h>
+
+#include "bundle/log.hpp"
 #include <yaml-cpp/yaml.h>
 
 #include "bundle/fs.hpp"
@@ -531,11 +533,11 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
     }
   }
   if (!replaced.empty()) {
-    spdlog::warn("{}'s checksums replace the catalogue's pinned digests of {} artifacts ({}{}): only a source "
+    log_warning(fmt::format("{}'s checksums replace the catalogue's pinned digests of {} artifacts ({}{}): only a source "
                  "you trust should do that",
                  plan.manifest_path.string(), replaced.size(),
                  fmt::join(replaced.begin(), replaced.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(replaced.size(), 3)), ", "),
-                 replaced.size() > 3 ? ", ..." : "");
+                 replaced.size() > 3 ? ", ..." : ""));
   }
   std::ranges::sort(plan.artifacts, {}, [](const Artifact& a) { return std::tie(a.component, a.version, a.arch); });
 }

@@ -8,6 +8,8 @@ support (206 Partial Content) and faults to order, for tests and the demo.
                      connection (a download that must resume)
   --corrupt RE       matching paths are served with one byte flipped in the middle
   --status RE=CODE   matching paths answer CODE (e.g. 503) with no body
+  --slow RE          matching paths are sent at about 1 MiB/s (a download to interrupt)
+  --tls CERT KEY     serve HTTPS with this certificate
 """
 
 import argparse
@@ -15,14 +17,17 @@ import http.server
 import os
 import re
 import socketserver
+import ssl
 import sys
 import threading
+import time
 
 
 class Faults:
     def __init__(self, args):
         self.drop = re.compile(args.drop_once) if args.drop_once else None
         self.corrupt = re.compile(args.corrupt) if args.corrupt else None
+        self.slow = re.compile(args.slow) if args.slow else None
         self.status = []
         for rule in args.status or []:
             pattern, code = rule.rsplit("=", 1)
@@ -88,6 +93,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.record(206 if partial else 200, 0)
             self.wfile.flush()
             offset = start
+            if isinstance(self.connection, ssl.SSLSocket):
+                f.seek(start)
+                self.wfile.write(f.read())
+                offset = size
             while offset < size:
                 sent = os.sendfile(self.connection.fileno(), f.fileno(), offset, size - offset)
                 if sent == 0:
@@ -106,7 +115,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
         if not local.startswith(self.root + os.sep) or not os.path.isfile(local):
             return self.answer(404, b"not found\n")
-        faulty = any(f and f.search(path) for f in (self.faults.corrupt, self.faults.drop))
+        faulty = any(f and f.search(path) for f in (self.faults.corrupt, self.faults.drop, self.faults.slow))
         if not faulty:
             return self.send_file(local)
         with open(local, "rb") as f:
@@ -135,7 +144,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        self.wfile.write(body)
+        if self.faults.slow and self.faults.slow.search(path):
+            for offset in range(0, len(body), 65536):
+                self.wfile.write(body[offset:offset + 65536])
+                self.wfile.flush()
+                time.sleep(0.06)
+        else:
+            self.wfile.write(body)
         self.record(status, len(body))
 
 
@@ -153,11 +168,17 @@ def main():
     parser.add_argument("--drop-once")
     parser.add_argument("--corrupt")
     parser.add_argument("--status", action="append")
+    parser.add_argument("--slow")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
     Handler.root = os.path.realpath(args.root)
     Handler.faults = Faults(args)
     Handler.log_file = args.log
     server = Server(("127.0.0.1", args.port), Handler)
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     if args.port_file:
         with open(args.port_file + ".tmp", "w") as f:
             f.write(str(server.server_address[1]))

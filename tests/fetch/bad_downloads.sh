@@ -91,3 +91,47 @@ stop_mirror
 expect_failure 1 "kubelet 1.32.10 amd64: checksum file: http://127.0.0.1:$MIRROR_PORT/dl.k8s.io/.*/kubelet.sha256 .*Could(n't| not) connect" \
   "$BUILDER" build -f "$WORK/site.yaml" -o "$WORK/out-down" --cache "$WORK/c7" "${MIRRORS[@]}" --retries 1
 pass "an unreachable mirror is a clear error"
+
+# 8. Interrupted while downloading: exit 130, the partial file stays in the cache, and the
+# next run resumes it with a Range request instead of starting again.
+start_mirror "$MIRROR_ROOT" --slow 'bin/linux/amd64/kubectl$'
+{
+  printf 'name: k\nversion: "1"\nkubernetes: 1.32.10\narches: [amd64]\nos_profiles: [debian-12]\ncomponents: [kubectl]\n'
+  cat "$MIRROR_ROOT/checksums.yaml"
+} >"$WORK/kubectl.yaml"
+: >"$WORK/server.log"
+"$BUILDER" build -f "$WORK/kubectl.yaml" -o "$WORK/out-int" --cache "$WORK/c8" "${MIRRORS[@]}" >/dev/null 2>"$WORK/int.err" &
+builder=$!
+for _ in $(seq 200); do
+  part=$(find "$WORK/c8/partial" -name '*.part' -size +1M 2>/dev/null | head -1 || true)
+  [ -n "$part" ] && break
+  sleep 0.05
+done
+[ -n "$part" ] || fail "the slow download never started"
+kill -TERM "$builder"
+rc=0
+wait "$builder" || rc=$?
+[ "$rc" -eq 130 ] || fail "an interrupted build exited $rc, expected 130: $(cat "$WORK/int.err")"
+grep -q "partial download is kept" "$WORK/int.err" || fail "the interruption did not say the partial file is kept"
+kept=$(stat -c %s "$part")
+[ "$kept" -gt 0 ] || fail "the partial download was not kept"
+[ ! -e "$WORK/out-int/install" ] || fail "an interrupted build left a bundle"
+start_mirror "$MIRROR_ROOT"
+"$BUILDER" build -f "$WORK/kubectl.yaml" -o "$WORK/out-int" --cache "$WORK/c8" "${MIRRORS[@]}" >/dev/null 2>"$WORK/int2.err" ||
+  { cat "$WORK/int2.err"; fail "the build after an interruption failed"; }
+grep -q "^GET /dl.k8s.io/release/v1.32.10/bin/linux/amd64/kubectl 206 " "$WORK/server.log" ||
+  fail "the second run did not resume the partial download: $(grep kubectl "$WORK/server.log")"
+[ -z "$(ls -A "$WORK/c8/partial")" ] || fail "partial files remain after the resumed build"
+pass "an interrupted download resumes on the next run (kept $kept bytes)"
+
+# 9. TLS is verified: a mirror with a self-signed certificate is refused, and accepted with
+# --cacert naming it.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+start_mirror "$MIRROR_ROOT" --tls "$WORK/tls.crt" "$WORK/tls.key"
+tls_mirrors=(--mirror "https://dl.k8s.io=https://127.0.0.1:$MIRROR_PORT/dl.k8s.io")
+expect_failure 1 "certificate.*TLS verification is always on" \
+  "$BUILDER" resolve -f "$WORK/kubectl.yaml" -o "$WORK/tls.lock" --cache "$WORK/c9" "${tls_mirrors[@]}" --retries 0
+"$BUILDER" resolve -f "$WORK/kubectl.yaml" -o "$WORK/tls.lock" --cache "$WORK/c9" "${tls_mirrors[@]}" \
+  --cacert "$WORK/tls.crt" >/dev/null 2>"$WORK/tls.err" || { cat "$WORK/tls.err"; fail "--cacert did not make the mirror trusted"; }
+pass "TLS verification refuses an unknown certificate; --cacert trusts a site CA"
