@@ -1,16 +1,14 @@
 #include "builder/build.hpp"
 
-#include <map>
-#include <set>
-
-#include <spdlog/spdlog.h>
-
-#include "bundle/log.hpp"
-
 #include "builder/unpack.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/index.hpp"
+#include "bundle/log.hpp"
+
+#include <map>
+#include <set>
+#include <spdlog/spdlog.h>
 
 namespace kubexm {
 
@@ -49,10 +47,10 @@ Status check_pins(const Plan& plan, bool allow_unpinned) {
   }
   if (!allow_unpinned) {
     return std::unexpected(Error(
-      ErrorKind::usage,
-      fmt::format("no pinned SHA-256 for {}: add them under 'checksums:' in {} (or pass --allow-unpinned to trust "
-                  "the upstream checksum files alone; the lock records it)",
-                  fmt::join(unpinned, ", "), plan.manifest_path.string())));
+        ErrorKind::usage,
+        fmt::format("no pinned SHA-256 for {}: add them under 'checksums:' in {} (or pass --allow-unpinned to trust "
+                    "the upstream checksum files alone; the lock records it)",
+                    fmt::join(unpinned, ", "), plan.manifest_path.string())));
   }
   log_warning(fmt::format("not pinned, trusting the upstream checksum files alone: {}", fmt::join(unpinned, ", ")));
   return {};
@@ -73,9 +71,10 @@ Result<std::vector<std::optional<std::string>>> expected_digests(const Plan& pla
     expected.push_back(artifact.pin);
     if (artifact.checksum_url.empty()) {
       if (!artifact.pin) {
-        log_warning(fmt::format("{}: its upstream publishes no checksum and it is not pinned: the download is trusted as it "
-                     "comes",
-                     artifact.label()));
+        log_warning(
+            fmt::format("{}: its upstream publishes no checksum and it is not pinned: the download is trusted as it "
+                        "comes",
+                        artifact.label()));
       }
       continue;
     }
@@ -86,10 +85,9 @@ Result<std::vector<std::optional<std::string>>> expected_digests(const Plan& pla
     }
     auto upstream = digest_from_checksum_file(*text, artifact.checksum_format, artifact.file_name());
     if (!upstream) {
-      errors.push_back(Error(ErrorKind::verification,
-                             fmt::format("{}: checksum file {}: {}", artifact.label(),
-                                         apply_mirrors(options.mirrors, artifact.checksum_url),
-                                         upstream.error().message())));
+      errors.push_back(Error(ErrorKind::verification, fmt::format("{}: checksum file {}: {}", artifact.label(),
+                                                                  apply_mirrors(options.mirrors, artifact.checksum_url),
+                                                                  upstream.error().message())));
       continue;
     }
     if (artifact.pin && *artifact.pin != *upstream) {
@@ -216,7 +214,7 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
     }
     auto dir = tree / "bin" / artifact.arch / artifact.component / artifact.version;
     auto members = unpack_artifact(
-      {cache.object(artifact.sha256), artifact.kind, specs, artifact.arch, artifact.label(), artifact.url, dir});
+        {cache.object(artifact.sha256), artifact.kind, specs, artifact.arch, artifact.label(), artifact.url, dir});
     if (!members) {
       errors.push_back(members.error());
     } else if (auto status = check_members(artifact, *members); !status) {

@@ -1,11 +1,11 @@
 #pragma once
 
-#include <filesystem>
-
 #include "builder/fetch.hpp"
 #include "builder/lock.hpp"
 #include "builder/manifest.hpp"
 #include "bundle/error.hpp"
+
+#include <filesystem>
 
 namespace kubexm {
 

@@ -1,18 +1,17 @@
 #include "builder/builder_main.hpp"
 
-#include <charconv>
-#include <cstdlib>
-#include <filesystem>
-#include <optional>
-
-#include <spdlog/spdlog.h>
-
 #include "builder/build.hpp"
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/reader.hpp"
 #include "bundle/report.hpp"
 #include "bundle/writer.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <spdlog/spdlog.h>
 
 namespace kubexm {
 
@@ -63,8 +62,8 @@ Result<std::optional<std::int64_t>> epoch_from_environment() {
   std::string_view text(value);
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), epoch);
   if (ec != std::errc() || end != text.data() + text.size() || epoch < 0) {
-    return std::unexpected(Error(ErrorKind::usage,
-                                 fmt::format("SOURCE_DATE_EPOCH='{}' is not seconds since 1970", text)));
+    return std::unexpected(
+        Error(ErrorKind::usage, fmt::format("SOURCE_DATE_EPOCH='{}' is not seconds since 1970", text)));
   }
   return epoch;
 }
@@ -215,13 +214,12 @@ Status run_pack(const BuilderOptions& options) {
   for (const auto& note : result->notes) {
     spdlog::info("{}", note);
   }
-  return print_stdout(fmt::format("packed bundle {} {}: {} files, {}, digest {}\n"
-                           "  {}  {}\n  {}  {}\n  {}\n",
-                           result->info.name, result->info.version, result->file_count,
-                           human_bytes(result->file_bytes), to_hex(result->bundle_digest),
-                           human_bytes(result->archive_size), result->archive.string(),
-                           human_bytes(result->installer_size), result->installer.string(),
-                           result->sums.string()));
+  return print_stdout(
+      fmt::format("packed bundle {} {}: {} files, {}, digest {}\n"
+                  "  {}  {}\n  {}  {}\n  {}\n",
+                  result->info.name, result->info.version, result->file_count, human_bytes(result->file_bytes),
+                  to_hex(result->bundle_digest), human_bytes(result->archive_size), result->archive.string(),
+                  human_bytes(result->installer_size), result->installer.string(), result->sums.string()));
 }
 
 Status run_verify(const BuilderOptions& options) {
@@ -255,18 +253,19 @@ int builder_main(int argc, char** argv) {
                                           "kubexm-dist-<name>-<version>.tar.zst, the self-extracting install, "
                                           "and SHA256SUMS for both");
   pack->add_option("--dir", options.dist_dir, "The kubexm-dist tree (bundle.yaml at its root)")
-    ->required()
-    ->check(CLI::ExistingDirectory);
+      ->required()
+      ->check(CLI::ExistingDirectory);
   pack->add_option("-o,--output", options.out_dir, "Output directory (created if missing)")->required();
   pack->add_option("--installer", options.installer,
                    "The static installer to attach (default: `install` beside kubexm-builder)")
-    ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile);
   pack->add_option("--source-date-epoch", options.source_date_epoch,
                    "The mtime of every member (default: $SOURCE_DATE_EPOCH, else bundle.yaml's "
                    "source_date_epoch, else the newest mtime in the tree)")
-    ->check(CLI::NonNegativeNumber);
-  pack->add_option("-j,--threads", options.threads, "zstd worker threads (default: one per core; the "
-                                                    "output does not depend on it)");
+      ->check(CLI::NonNegativeNumber);
+  pack->add_option("-j,--threads", options.threads,
+                   "zstd worker threads (default: one per core; the "
+                   "output does not depend on it)");
   pack->add_option("--level", options.level, "zstd level")->check(CLI::Range(1, 19));
   pack->callback([&] { chosen = run_pack; });
 
@@ -282,28 +281,32 @@ int builder_main(int argc, char** argv) {
   auto add_fetch_options = [&](CLI::App* command) {
     command->add_option("--cache", options.cache,
                         "Download cache, keyed by SHA-256 (default: $KUBEXM_CACHE, else ~/.cache/kubexm)");
-    command->add_option("--mirror", options.mirrors,
-                        "Fetch URLs starting with FROM from TO instead, e.g. "
-                        "https://dl.k8s.io=https://artifacts.site/dl.k8s.io (repeatable; the longest FROM wins)")
-      ->type_name("FROM=TO");
-    command->add_option("--cacert", options.ca_file,
-                        "Verify servers against the CA certificates in FILE (PEM) instead of the system's, for a "
-                        "site mirror with a private CA; TLS verification is always on")
-      ->check(CLI::ExistingFile);
+    command
+        ->add_option("--mirror", options.mirrors,
+                     "Fetch URLs starting with FROM from TO instead, e.g. "
+                     "https://dl.k8s.io=https://artifacts.site/dl.k8s.io (repeatable; the longest FROM wins)")
+        ->type_name("FROM=TO");
+    command
+        ->add_option("--cacert", options.ca_file,
+                     "Verify servers against the CA certificates in FILE (PEM) instead of the system's, for a "
+                     "site mirror with a private CA; TLS verification is always on")
+        ->check(CLI::ExistingFile);
     command->add_option("-j,--jobs", options.jobs, "Parallel downloads (default 4)")->check(CLI::Range(1, 64));
-    command->add_option("--retries", options.retries,
-                        "Retries of a download that failed in a way that may pass (refused or cut connection, "
-                        "HTTP 5xx), resuming where it stopped, after 0.5 s, 1 s, 2 s, ... (at most 8 s)")
-      ->check(CLI::Range(0, 20));
+    command
+        ->add_option("--retries", options.retries,
+                     "Retries of a download that failed in a way that may pass (refused or cut connection, "
+                     "HTTP 5xx), resuming where it stopped, after 0.5 s, 1 s, 2 s, ... (at most 8 s)")
+        ->check(CLI::Range(0, 20));
   };
   auto add_manifest_options = [&](CLI::App* command) {
     command->add_option("-f,--manifest", options.manifest, "The bundle manifest (YAML)")
-      ->required()
-      ->check(CLI::ExistingFile);
-    command->add_option("--manifests", options.manifests_dir,
-                        "The catalogue and release files (default: $KUBEXM_MANIFESTS, else the ones installed "
-                        "with kubexm-builder)")
-      ->check(CLI::ExistingDirectory);
+        ->required()
+        ->check(CLI::ExistingFile);
+    command
+        ->add_option("--manifests", options.manifests_dir,
+                     "The catalogue and release files (default: $KUBEXM_MANIFESTS, else the ones installed "
+                     "with kubexm-builder)")
+        ->check(CLI::ExistingDirectory);
     command->add_flag("--allow-unpinned", options.allow_unpinned,
                       "Accept versions the manifests carry no SHA-256 for, trusting the upstream checksum files "
                       "alone (the lock records which)");
@@ -328,13 +331,15 @@ int builder_main(int argc, char** argv) {
                     "Build from this lock when it exists (no resolving, no network with a warm cache); "
                     "otherwise resolve and write it (default: OUTDIR/kubexm.lock)");
   build->add_option("-o,--output", options.out_dir, "Output directory (created if missing)")->required();
-  build->add_option("--installer", options.installer,
-                    "The static installer to attach (default: `install` beside kubexm-builder)")
-    ->check(CLI::ExistingFile);
-  build->add_option("--source-date-epoch", options.source_date_epoch,
-                    "The mtime of every member (default: $SOURCE_DATE_EPOCH, else now); fix it for "
-                    "byte-identical rebuilds")
-    ->check(CLI::NonNegativeNumber);
+  build
+      ->add_option("--installer", options.installer,
+                   "The static installer to attach (default: `install` beside kubexm-builder)")
+      ->check(CLI::ExistingFile);
+  build
+      ->add_option("--source-date-epoch", options.source_date_epoch,
+                   "The mtime of every member (default: $SOURCE_DATE_EPOCH, else now); fix it for "
+                   "byte-identical rebuilds")
+      ->check(CLI::NonNegativeNumber);
   add_fetch_options(build);
   build->callback([&] { chosen = run_build; });
 

@@ -1,23 +1,21 @@
 #include "builder/fetch.hpp"
 
+#include "builder/transfer_display.hpp"
+#include "bundle/fs.hpp"
+#include "bundle/interrupt.hpp"
+#include "bundle/log.hpp"
+#include "bundle/sha256.hpp"
+
 #include <atomic>
+#include <curl/curl.h>
 #include <fcntl.h>
 #include <mutex>
 #include <regex>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
-
-#include <curl/curl.h>
-#include <spdlog/spdlog.h>
-
-#include "bundle/log.hpp"
-
-#include "builder/transfer_display.hpp"
-#include "bundle/fs.hpp"
-#include "bundle/interrupt.hpp"
-#include "bundle/sha256.hpp"
 
 namespace kubexm {
 
@@ -89,8 +87,8 @@ Result<std::string> digest_from_checksum_file(std::string_view text, ChecksumFor
     return fail("no \"HEX  NAME\" lines in it");
   }
   return fail("it does not list {} (it lists {}{})", file_name,
-              fmt::join(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(names.size(), 6)),
-                        ", "),
+              fmt::join(names.begin(),
+                        names.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(names.size(), 6)), ", "),
               names.size() > 6 ? ", ..." : "");
 }
 
@@ -107,8 +105,8 @@ Result<Mirror> parse_mirror(std::string_view text) {
   Mirror mirror{std::string(text.substr(0, equals)), std::string(text.substr(equals + 1))};
   for (const auto* part : {&mirror.from, &mirror.to}) {
     if (!std::regex_match(*part, url)) {
-      return std::unexpected(Error(ErrorKind::usage,
-                                   fmt::format("--mirror '{}': '{}' is not an http:// or https:// URL", text, *part)));
+      return std::unexpected(
+          Error(ErrorKind::usage, fmt::format("--mirror '{}': '{}' is not an http:// or https:// URL", text, *part)));
     }
   }
   return mirror;
@@ -130,7 +128,9 @@ fs::path Cache::object(std::string_view hex) const {
   return m_root / "sha256" / std::string(hex.substr(0, 2)) / std::string(hex);
 }
 
-fs::path Cache::partial(std::string_view key) const { return m_root / "partial" / fmt::format("{}.part", key); }
+fs::path Cache::partial(std::string_view key) const {
+  return m_root / "partial" / fmt::format("{}.part", key);
+}
 
 bool Cache::has(std::string_view hex, std::optional<std::uint64_t> size) const {
   struct stat st {};
@@ -262,8 +262,10 @@ bool transient(CURLcode rc, long code) {
   case CURLE_OPERATION_TIMEDOUT:
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM: return true;
-  default: return false;
+  case CURLE_HTTP2_STREAM:
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -357,10 +359,11 @@ public:
     }
     auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(*fd)));
     // What an earlier attempt or run left is hashed first; the transfer goes on from there.
-    if (auto status = read_chunks(sink->m_fd.get(), [&](std::span<const std::byte> bytes) {
-          sink->m_hash.update(bytes);
-          sink->m_size += bytes.size();
-        });
+    if (auto status = read_chunks(sink->m_fd.get(),
+                                  [&](std::span<const std::byte> bytes) {
+                                    sink->m_hash.update(bytes);
+                                    sink->m_size += bytes.size();
+                                  });
         !status) {
       return std::unexpected(status.error());
     }
@@ -448,8 +451,8 @@ Error mismatch(const Download& download, const std::string& url, std::string_vie
                            download.label, where(url, download.url), what, expected, actual));
 }
 
-Result<Downloaded> download_one(CURL* curl, const Download& download, const Cache& cache,
-                                const FetchOptions& options, TransferDisplay& display) {
+Result<Downloaded> download_one(CURL* curl, const Download& download, const Cache& cache, const FetchOptions& options,
+                                TransferDisplay& display) {
   if (download.sha256 && cache.has(*download.sha256, download.size)) {
     auto size = fs::file_size(cache.object(*download.sha256));
     return Downloaded{*download.sha256, size, true};
@@ -489,7 +492,8 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     if (!outcome.error.empty()) {
       display.fail(attempt.slot);
       if (outcome.error == "interrupted") {
-        return std::unexpected(Error(ErrorKind::interrupted, "interrupted; the partial download is kept for the next run"));
+        return std::unexpected(
+            Error(ErrorKind::interrupted, "interrupted; the partial download is kept for the next run"));
       }
       if (outcome.retry && attempt_number + 1 < options.attempts) {
         display.note(fmt::format("{}: {} from {}; retrying ({} of {}){}", download.label, outcome.error, url,
@@ -548,7 +552,8 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
     }
     if (outcome.retry && attempt_number + 1 < options.attempts) {
       if (!options.quiet) {
-        log_warning(fmt::format("{}: {}; retrying ({} of {})", url, outcome.error, attempt_number + 2, options.attempts));
+        log_warning(
+            fmt::format("{}: {}; retrying ({} of {})", url, outcome.error, attempt_number + 2, options.attempts));
       }
       if (!back_off(options, attempt_number)) {
         return std::unexpected(Error(ErrorKind::interrupted, "interrupted"));

@@ -1,5 +1,8 @@
 #pragma once
 
+#include "builder/manifest.hpp"
+#include "bundle/error.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -8,14 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "builder/manifest.hpp"
-#include "bundle/error.hpp"
-
 namespace kubexm {
 
 // The digest an upstream checksum file gives for `file_name`.
-Result<std::string> digest_from_checksum_file(std::string_view text, ChecksumFormat format,
-                                              std::string_view file_name);
+Result<std::string> digest_from_checksum_file(std::string_view text, ChecksumFormat format, std::string_view file_name);
 
 // A URL prefix rewrite, "FROM=TO": a site's internal mirror of an upstream.
 struct Mirror {
@@ -54,20 +53,20 @@ std::filesystem::path default_cache_dir();
 // How downloads behave.
 struct FetchOptions {
   unsigned jobs = 4;
-  unsigned attempts = 5;         // per file, for errors that may pass (connection, 5xx, cut off)
-  double first_backoff = 0.5;    // seconds; doubles per attempt, at most 8 s
+  unsigned attempts = 5;      // per file, for errors that may pass (connection, 5xx, cut off)
+  double first_backoff = 0.5; // seconds; doubles per attempt, at most 8 s
   std::vector<Mirror> mirrors;
-  std::string ca_file;           // CA certificates to verify servers with (a site mirror's private CA); empty: the system's
+  std::string ca_file; // CA certificates to verify servers with (a site mirror's private CA); empty: the system's
   bool terminal_progress = true; // bars on a terminal; plain lines otherwise
   bool quiet = false;
 };
 
 // One file to bring into the cache.
 struct Download {
-  std::string url;                        // the upstream URL; mirrors are applied when fetching
-  std::string label;                      // "containerd 1.7.24 arm64"
-  std::optional<std::string> sha256;      // expected digest, when known
-  std::optional<std::uint64_t> size;      // expected size, when known
+  std::string url;                   // the upstream URL; mirrors are applied when fetching
+  std::string label;                 // "containerd 1.7.24 arm64"
+  std::optional<std::string> sha256; // expected digest, when known
+  std::optional<std::uint64_t> size; // expected size, when known
 };
 
 // What a download brought: its digest and size, and where it is in the cache.

@@ -1,11 +1,10 @@
 #include "builder/lock.hpp"
 
-#include <regex>
-#include <set>
+#include "bundle/fs.hpp"
 
 #include <nlohmann/json.hpp>
-
-#include "bundle/fs.hpp"
+#include <regex>
+#include <set>
 
 namespace kubexm {
 
@@ -23,10 +22,16 @@ nlohmann::json artifact_json(const LockedArtifact& a) {
   for (const auto& member : a.members) {
     members.push_back(member_json(member));
   }
-  return {{"component", a.component},   {"version", a.version}, {"arch", a.arch},
-          {"url", a.url},               {"size", a.size},       {"sha256", a.sha256},
-          {"kind", to_string(a.kind)},  {"checksum_url", a.checksum_url},
-          {"pin", to_string(a.pin)},    {"members", members}};
+  return {{"component", a.component},
+          {"version", a.version},
+          {"arch", a.arch},
+          {"url", a.url},
+          {"size", a.size},
+          {"sha256", a.sha256},
+          {"kind", to_string(a.kind)},
+          {"checksum_url", a.checksum_url},
+          {"pin", to_string(a.pin)},
+          {"members", members}};
 }
 
 // Reads the fields of one JSON object, collecting what is wrong with it.
@@ -108,7 +113,9 @@ LockedArtifact read_artifact(const nlohmann::json& object, std::string where, st
 
 } // namespace
 
-std::string LockedArtifact::label() const { return fmt::format("{} {} {}", component, version, arch); }
+std::string LockedArtifact::label() const {
+  return fmt::format("{} {} {}", component, version, arch);
+}
 
 std::string format_lock(const Lock& lock) {
   nlohmann::json artifacts = nlohmann::json::array();
@@ -212,11 +219,11 @@ Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesys
   if (differences.empty()) {
     return {};
   }
-  return std::unexpected(Error(
-    ErrorKind::usage,
-    fmt::format("{} was not made from {}:\n  {}\nrun `kubexm-builder resolve -f {} -o {}` to update it",
-                lock_path.string(), plan.manifest_path.string(), fmt::join(differences, "\n  "),
-                plan.manifest_path.string(), lock_path.string())));
+  return std::unexpected(
+      Error(ErrorKind::usage,
+            fmt::format("{} was not made from {}:\n  {}\nrun `kubexm-builder resolve -f {} -o {}` to update it",
+                        lock_path.string(), plan.manifest_path.string(), fmt::join(differences, "\n  "),
+                        plan.manifest_path.string(), lock_path.string())));
 }
 
 } // namespace kubexm

@@ -1,13 +1,13 @@
 #pragma once
 
+#include "builder/manifest.hpp"
+#include "bundle/error.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "builder/manifest.hpp"
-#include "bundle/error.hpp"
 
 namespace kubexm {
 
@@ -28,7 +28,7 @@ struct LockedArtifact {
   std::uint64_t size = 0;
   std::string sha256;
   ArtifactKind kind = ArtifactKind::file;
-  std::string checksum_url;  // the upstream checksum file it was checked against; may be empty
+  std::string checksum_url; // the upstream checksum file it was checked against; may be empty
   PinSource pin = PinSource::none;
   std::vector<LockedMember> members;
 

@@ -1,17 +1,15 @@
 #include "builder/manifest.hpp"
 
+#include "bundle/fs.hpp"
+#include "bundle/log.hpp"
+#include "bundle/problems.hpp"
+
 #include <algorithm>
 #include <array>
 #include <regex>
 #include <set>
-
 #include <spdlog/spdlog.h>
-
-#include "bundle/log.hpp"
 #include <yaml-cpp/yaml.h>
-
-#include "bundle/fs.hpp"
-#include "bundle/problems.hpp"
 
 namespace kubexm {
 
@@ -52,14 +50,16 @@ YAML::Node load_yaml(const fs::path& path, Problems& problems) {
   }
 }
 
-std::string key_of(const YAML::const_iterator::value_type& item) { return item.first.as<std::string>(""); }
+std::string key_of(const YAML::const_iterator::value_type& item) {
+  return item.first.as<std::string>("");
+}
 
 void check_keys(const YAML::Node& node, Keys allowed, std::string_view where, Problems& problems) {
   for (const auto& item : node) {
     auto key = key_of(item);
     if (std::ranges::none_of(allowed, [&](const char* k) { return key == k; })) {
-      problems.add(item.first, fmt::format("{}unknown key '{}' (expected one of: {})", where, key,
-                                           fmt::join(allowed, ", ")));
+      problems.add(item.first,
+                   fmt::format("{}unknown key '{}' (expected one of: {})", where, key, fmt::join(allowed, ", ")));
     }
   }
 }
@@ -86,8 +86,8 @@ std::string version_hint(std::string_view value) {
 }
 
 // A scalar under `key` matching `pattern`; empty (and a problem) otherwise.
-std::string read_scalar(const YAML::Node& node, const char* key, const std::regex& pattern,
-                        std::string_view expected, Problems& problems, bool required = true) {
+std::string read_scalar(const YAML::Node& node, const char* key, const std::regex& pattern, std::string_view expected,
+                        Problems& problems, bool required = true) {
   auto value = node[key];
   if (!value) {
     if (required) {
@@ -193,8 +193,7 @@ void read_members(const YAML::Node& node, ComponentSpec& spec, Problems& problem
   auto archive = node["archive"];
   if (!archive) {
     spec.kind = ArtifactKind::file;
-    auto install = read_scalar(node, "install", k_install_pattern, "the name the binary is installed under",
-                               problems);
+    auto install = read_scalar(node, "install", k_install_pattern, "the name the binary is installed under", problems);
     spec.members.push_back({"", install});
     if (node["members"]) {
       problems.add(node["members"], fmt::format("{}: 'members' needs 'archive: tar.gz'", spec.name));
@@ -235,8 +234,8 @@ void read_arch_names(const YAML::Node& node, ComponentSpec& spec, Problems& prob
   for (const auto& item : names) {
     auto arch = key_of(item);
     if (!is_arch(arch)) {
-      problems.add(item.first, fmt::format("{}: arch_names: '{}' is not one of {}", spec.name, arch,
-                                           fmt::join(k_arches, ", ")));
+      problems.add(item.first,
+                   fmt::format("{}: arch_names: '{}' is not one of {}", spec.name, arch, fmt::join(k_arches, ", ")));
     }
     spec.arch_names[arch] = item.second.as<std::string>("");
   }
@@ -319,8 +318,8 @@ void read_version_map(const YAML::Node& node, const char* key, const std::regex&
   for (const auto& item : map) {
     auto value = item.second.IsScalar() ? item.second.Scalar() : "";
     if (!std::regex_match(value, pattern)) {
-      problems.add(item.second, fmt::format("{}: {}: '{}' is not {}{}", key, key_of(item), value, expected,
-                                            version_hint(value)));
+      problems.add(item.second,
+                   fmt::format("{}: {}: '{}' is not {}{}", key, key_of(item), value, expected, version_hint(value)));
       continue;
     }
     out[key_of(item)] = value;
@@ -384,8 +383,8 @@ void read_pins(const YAML::Node& root, const std::map<std::string, ComponentSpec
           problems.add(arch.first, fmt::format("checksums: {} {}: '{}' is not one of {}{}", name, number, arch_name,
                                                fmt::join(k_arches, ", "), arch_hint(arch_name)));
         } else if (!std::regex_match(digest, k_hex_pattern)) {
-          problems.add(arch.second, fmt::format("checksums: {} {} {}: expected 64 lower-case hex digits", name,
-                                                number, arch_name));
+          problems.add(arch.second,
+                       fmt::format("checksums: {} {} {}: expected 64 lower-case hex digits", name, number, arch_name));
         } else {
           pins[{name, number, arch_name}] = digest;
         }
@@ -418,8 +417,8 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
     plan.roles = read_names(root, "roles", "roles (master, worker, etcd, lb)", problems);
     for (std::size_t i = 0; i < plan.roles.size(); ++i) {
       if (std::ranges::none_of(k_roles, [&](const char* r) { return plan.roles[i] == r; })) {
-        problems.add(root["roles"][i], fmt::format("roles: '{}' is not one of {}", plan.roles[i],
-                                                   fmt::join(k_roles, ", ")));
+        problems.add(root["roles"][i],
+                     fmt::format("roles: '{}' is not one of {}", plan.roles[i], fmt::join(k_roles, ", ")));
       }
     }
   } else {
@@ -461,7 +460,9 @@ Artifact make_artifact(const ComponentSpec& spec, const std::string& version, co
   artifact.arch = arch;
   auto found = spec.arch_names.find(arch);
   auto upstream_arch = found == spec.arch_names.end() ? arch : found->second;
-  auto fill = [&](std::string text) { return expand(expand(std::move(text), "version", version), "arch", upstream_arch); };
+  auto fill = [&](std::string text) {
+    return expand(expand(std::move(text), "version", version), "arch", upstream_arch);
+  };
   artifact.url = fill(spec.url);
   artifact.checksum_format = spec.checksum_format;
   if (spec.checksum_format != ChecksumFormat::none) {
@@ -502,8 +503,8 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
       for (const auto& [known_name, _] : catalogue) {
         known.push_back(known_name);
       }
-      problems.add(list_node[i], fmt::format("unknown component '{}' (the catalogue has: {})", name,
-                                             fmt::join(known, ", ")));
+      problems.add(list_node[i],
+                   fmt::format("unknown component '{}' (the catalogue has: {})", name, fmt::join(known, ", ")));
       continue;
     }
     std::string version;
@@ -525,45 +526,59 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
   }
   for (const auto& [name, _] : user.versions) {
     if (std::ranges::find(selected, name) == selected.end()) {
-      problems.add(user.root["versions"][name], fmt::format("versions: '{}' is not one of the components ({})", name,
-                                                            fmt::join(selected, ", ")));
+      problems.add(user.root["versions"][name],
+                   fmt::format("versions: '{}' is not one of the components ({})", name, fmt::join(selected, ", ")));
     } else if (catalogue.contains(name) && catalogue.at(name).follows_kubernetes) {
       problems.add(user.root["versions"][name],
                    fmt::format("versions: '{}' follows the 'kubernetes' version; set that instead", name));
     }
   }
   if (!replaced.empty()) {
-    log_warning(fmt::format("{}'s checksums replace the catalogue's pinned digests of {} artifacts ({}{}): only a source "
-                 "you trust should do that",
-                 plan.manifest_path.string(), replaced.size(),
-                 fmt::join(replaced.begin(), replaced.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(replaced.size(), 3)), ", "),
-                 replaced.size() > 3 ? ", ..." : ""));
+    log_warning(fmt::format(
+        "{}'s checksums replace the catalogue's pinned digests of {} artifacts ({}{}): only a source "
+        "you trust should do that",
+        plan.manifest_path.string(), replaced.size(),
+        fmt::join(replaced.begin(),
+                  replaced.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(replaced.size(), 3)), ", "),
+        replaced.size() > 3 ? ", ..." : ""));
   }
   std::ranges::sort(plan.artifacts, {}, [](const Artifact& a) { return std::tie(a.component, a.version, a.arch); });
 }
 
 } // namespace
 
-std::string Artifact::file_name() const { return url.substr(url.rfind('/') + 1); }
+std::string Artifact::file_name() const {
+  return url.substr(url.rfind('/') + 1);
+}
 
-std::string Artifact::label() const { return fmt::format("{} {} {}", component, version, arch); }
+std::string Artifact::label() const {
+  return fmt::format("{} {} {}", component, version, arch);
+}
 
 const char* to_string(ChecksumFormat format) {
   switch (format) {
-  case ChecksumFormat::bare: return "bare";
-  case ChecksumFormat::sums: return "sums";
-  case ChecksumFormat::none: return "none";
+  case ChecksumFormat::bare:
+    return "bare";
+  case ChecksumFormat::sums:
+    return "sums";
+  case ChecksumFormat::none:
+    return "none";
   }
   return "none";
 }
 
-const char* to_string(ArtifactKind kind) { return kind == ArtifactKind::tar_gz ? "tar.gz" : "file"; }
+const char* to_string(ArtifactKind kind) {
+  return kind == ArtifactKind::tar_gz ? "tar.gz" : "file";
+}
 
 const char* to_string(PinSource source) {
   switch (source) {
-  case PinSource::none: return "none";
-  case PinSource::catalogue: return "catalogue";
-  case PinSource::manifest: return "manifest";
+  case PinSource::none:
+    return "none";
+  case PinSource::catalogue:
+    return "catalogue";
+  case PinSource::manifest:
+    return "manifest";
   }
   return "none";
 }

@@ -1,12 +1,12 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 
@@ -34,8 +34,8 @@ struct MemberSpec {
 struct ComponentSpec {
   std::string name;
   std::string description;
-  bool follows_kubernetes = false; // its version is the Kubernetes version
-  std::string url;                 // template: {version}, {arch}
+  bool follows_kubernetes = false;               // its version is the Kubernetes version
+  std::string url;                               // template: {version}, {arch}
   std::map<std::string, std::string> arch_names; // kubexm arch -> upstream spelling
   std::string checksum_url;                      // template: {version}, {arch}, {url}
   ChecksumFormat checksum_format = ChecksumFormat::none;

@@ -1,10 +1,9 @@
 #include "builder/transfer_display.hpp"
 
-#include <cstdio>
-
-#include <fmt/format.h>
-
 #include "bundle/progress.hpp"
+
+#include <cstdio>
+#include <fmt/format.h>
 
 namespace kubexm {
 
@@ -13,8 +12,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::string bar(std::uint64_t done, std::uint64_t total, std::size_t width) {
-  auto filled = total == 0 ? 0 : static_cast<std::size_t>(static_cast<double>(done) / static_cast<double>(total) *
-                                                          static_cast<double>(width));
+  auto filled = total == 0 ? 0
+                           : static_cast<std::size_t>(static_cast<double>(done) / static_cast<double>(total) *
+                                                      static_cast<double>(width));
   filled = std::min(filled, width);
   return std::string(filled, '#') + std::string(width - filled, '-');
 }
@@ -62,8 +62,8 @@ void TransferDisplay::redraw() {
   for (const auto& [slot, active] : m_active) {
     done += active.done;
     auto total = active.total == 0 ? std::string("?") : human_bytes(active.total);
-    std::fprintf(stderr, "  %-34.34s [%s] %10s of %s\n", active.label.c_str(), bar(active.done, active.total, 24).c_str(),
-                 human_bytes(active.done).c_str(), total.c_str());
+    std::fprintf(stderr, "  %-34.34s [%s] %10s of %s\n", active.label.c_str(),
+                 bar(active.done, active.total, 24).c_str(), human_bytes(active.done).c_str(), total.c_str());
   }
   double seconds = std::chrono::duration<double>(Clock::now() - m_start).count();
   std::fprintf(stderr, "  total: %zu of %zu files, %s, %s\n", m_finished, m_count, human_bytes(done).c_str(),

@@ -1,5 +1,9 @@
 #include "builder/unpack.hpp"
 
+#include "bundle/fs.hpp"
+#include "bundle/sha256.hpp"
+#include "bundle/trailer.hpp"
+
 #include <archive.h>
 #include <archive_entry.h>
 #include <elf.h>
@@ -7,17 +11,15 @@
 #include <map>
 #include <memory>
 
-#include "bundle/fs.hpp"
-#include "bundle/sha256.hpp"
-#include "bundle/trailer.hpp"
-
 namespace kubexm {
 
 namespace fs = std::filesystem;
 
 namespace {
 
-std::uint16_t machine_for(std::string_view arch) { return arch == "arm64" ? EM_AARCH64 : EM_X86_64; }
+std::uint16_t machine_for(std::string_view arch) {
+  return arch == "arm64" ? EM_AARCH64 : EM_X86_64;
+}
 
 // One binary being read: hashed, its head kept for the ELF check, written when asked.
 class MemberWriter {
@@ -170,14 +172,22 @@ Result<std::vector<LockedMember>> unpack_file(const UnpackRequest& request, std:
 
 std::string describe_machine(std::uint16_t machine) {
   switch (machine) {
-  case EM_X86_64: return "x86-64 (amd64)";
-  case EM_AARCH64: return "AArch64 (arm64)";
-  case EM_386: return "i386";
-  case EM_ARM: return "32-bit ARM";
-  case EM_PPC64: return "ppc64";
-  case EM_S390: return "s390x";
-  case EM_RISCV: return "RISC-V";
-  default: return fmt::format("e_machine {}", machine);
+  case EM_X86_64:
+    return "x86-64 (amd64)";
+  case EM_AARCH64:
+    return "AArch64 (arm64)";
+  case EM_386:
+    return "i386";
+  case EM_ARM:
+    return "32-bit ARM";
+  case EM_PPC64:
+    return "ppc64";
+  case EM_S390:
+    return "s390x";
+  case EM_RISCV:
+    return "RISC-V";
+  default:
+    return fmt::format("e_machine {}", machine);
   }
 }
 
@@ -190,8 +200,8 @@ Result<std::vector<LockedMember>> unpack_artifact(const UnpackRequest& request) 
     }
   }
   std::vector<std::string> problems;
-  auto members = request.kind == ArtifactKind::tar_gz ? unpack_tarball(request, problems)
-                                                      : unpack_file(request, problems);
+  auto members =
+      request.kind == ArtifactKind::tar_gz ? unpack_tarball(request, problems) : unpack_file(request, problems);
   if (!members) {
     return members;
   }

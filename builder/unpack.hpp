@@ -1,24 +1,24 @@
 #pragma once
 
+#include "builder/lock.hpp"
+#include "builder/manifest.hpp"
+#include "bundle/error.hpp"
+
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "builder/lock.hpp"
-#include "builder/manifest.hpp"
-#include "bundle/error.hpp"
-
 namespace kubexm {
 
 // What to take out of one downloaded file.
 struct UnpackRequest {
-  std::filesystem::path file;       // the download, in the cache
+  std::filesystem::path file; // the download, in the cache
   ArtifactKind kind = ArtifactKind::file;
-  std::vector<MemberSpec> members;  // paths in the archive and install names
-  std::string arch;                 // the arch the file is filed under
-  std::string label;                // "containerd 1.7.24 arm64", for messages
-  std::string url;                  // where it came from, for messages
+  std::vector<MemberSpec> members; // paths in the archive and install names
+  std::string arch;                // the arch the file is filed under
+  std::string label;               // "containerd 1.7.24 arm64", for messages
+  std::string url;                 // where it came from, for messages
   // Where to write the binaries (DIR/<install>), or nullopt to only check them.
   std::optional<std::filesystem::path> output_dir;
 };

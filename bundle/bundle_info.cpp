@@ -1,12 +1,11 @@
 #include "bundle/bundle_info.hpp"
 
+#include "bundle/problems.hpp"
+
 #include <algorithm>
 #include <array>
 #include <regex>
-
 #include <yaml-cpp/yaml.h>
-
-#include "bundle/problems.hpp"
 
 namespace kubexm {
 
@@ -15,16 +14,15 @@ namespace {
 constexpr std::array k_arches{"amd64", "arm64"};
 constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
 constexpr std::array k_keys{"name",   "version",     "format", "created_by", "source_date_epoch",
-                            "arches", "os_profiles", "roles", "components"};
+                            "arches", "os_profiles", "roles",  "components"};
 constexpr std::array k_component_keys{"name", "version", "arches", "files"};
 
-template <std::size_t N>
-bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
+template <std::size_t N> bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
   return std::ranges::any_of(allowed, [&](const char* a) { return value == a; });
 }
 
-std::string read_string(const YAML::Node& root, const char* key, const std::regex& pattern,
-                        std::string_view expected, Problems& problems) {
+std::string read_string(const YAML::Node& root, const char* key, const std::regex& pattern, std::string_view expected,
+                        Problems& problems) {
   auto node = root[key];
   if (!node) {
     problems.add(fmt::format("'{}' is missing ({})", key, expected));
@@ -47,8 +45,8 @@ std::vector<std::string> read_list(const YAML::Node& root, const char* key, cons
   std::vector<std::string> values;
   for (const auto& item : node) {
     if (!item.IsScalar() || !std::regex_match(item.Scalar(), pattern)) {
-      problems.add(item, fmt::format("{}: '{}' is not {}", key, item.IsScalar() ? item.Scalar() : "a scalar",
-                                     expected));
+      problems.add(item,
+                   fmt::format("{}: '{}' is not {}", key, item.IsScalar() ? item.Scalar() : "a scalar", expected));
       continue;
     }
     if (std::ranges::find(values, item.Scalar()) != values.end()) {
@@ -65,11 +63,11 @@ void check_members(const YAML::Node& root, const char* key, const std::vector<st
                    const std::array<const char*, N>& allowed, Problems& problems) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (!one_of(values[i], allowed)) {
-      std::string hint = values[i] == "x86_64" ? " (kubexm says amd64)"
+      std::string hint = values[i] == "x86_64"    ? " (kubexm says amd64)"
                          : values[i] == "aarch64" ? " (kubexm says arm64)"
                                                   : "";
-      problems.add(root[key][i], fmt::format("{}: '{}' is not one of {}{}", key, values[i],
-                                             fmt::join(allowed, ", "), hint));
+      problems.add(root[key][i],
+                   fmt::format("{}: '{}' is not one of {}{}", key, values[i], fmt::join(allowed, ", "), hint));
     }
   }
 }
@@ -86,8 +84,8 @@ void read_format(const YAML::Node& root, InfoSource source, BundleInfo& info, Pr
   if (!YAML::convert<int>::decode(format, value) || value < 1) {
     problems.add(format, "format: expected a positive integer");
   } else if (value > k_format_version) {
-    problems.add(format, fmt::format("format {} is newer than this program reads ({}): use a newer kubexm",
-                                     value, k_format_version));
+    problems.add(format, fmt::format("format {} is newer than this program reads ({}): use a newer kubexm", value,
+                                     k_format_version));
   } else if (value < k_format_version) {
     problems.add(format, fmt::format("format {} is older than this program reads ({})", value, k_format_version));
   }
@@ -125,8 +123,8 @@ void check_unknown_component_keys(const YAML::Node& node, Problems& problems) {
   for (const auto& item : node) {
     auto key = item.first.as<std::string>("");
     if (std::ranges::none_of(k_component_keys, [&](const char* k) { return key == k; })) {
-      problems.add(item.first, fmt::format("components: unknown key '{}' (known: {})", key,
-                                           fmt::join(k_component_keys, ", ")));
+      problems.add(item.first,
+                   fmt::format("components: unknown key '{}' (known: {})", key, fmt::join(k_component_keys, ", ")));
     }
   }
 }

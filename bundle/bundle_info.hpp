@@ -1,12 +1,12 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 
@@ -48,8 +48,7 @@ struct BundleInfo {
 
 // Every problem of a tree whose bundle.yaml lists component files that are missing or not
 // regular files; `is_file` answers for a member path.
-template <typename IsFile>
-std::vector<std::string> missing_component_files(const BundleInfo& info, IsFile is_file) {
+template <typename IsFile> std::vector<std::string> missing_component_files(const BundleInfo& info, IsFile is_file) {
   std::vector<std::string> missing;
   for (const auto& component : info.components) {
     for (const auto& arch : component.arches) {
@@ -67,8 +66,7 @@ std::vector<std::string> missing_component_files(const BundleInfo& info, IsFile 
 enum class InfoSource { tree, bundle };
 
 // Parses and validates bundle.yaml; every problem is reported, each with its line.
-Result<BundleInfo> parse_bundle_info(std::string_view text, std::string_view what,
-                                     InfoSource source);
+Result<BundleInfo> parse_bundle_info(std::string_view text, std::string_view what, InfoSource source);
 
 // The canonical text of bundle.yaml (fixed key order), as pack writes it.
 std::string format_bundle_info(const BundleInfo& info);

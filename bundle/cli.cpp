@@ -1,8 +1,8 @@
 #include "bundle/cli.hpp"
 
-#include <cstdio>
-
 #include "bundle/interrupt.hpp"
+
+#include <cstdio>
 
 namespace kubexm {
 

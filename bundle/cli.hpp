@@ -1,15 +1,14 @@
 #pragma once
 
+#include "bundle/error.hpp"
+#include "bundle/log.hpp"
+#include "bundle/progress.hpp"
+
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <CLI/CLI.hpp>
-
-#include "bundle/error.hpp"
-#include "bundle/log.hpp"
-#include "bundle/progress.hpp"
 
 namespace kubexm {
 
@@ -29,9 +28,7 @@ std::string exit_status_help();
 struct CommonOptions {
   bool quiet = false;
   bool verbose = false;
-  Verbosity verbosity() const {
-    return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
-  }
+  Verbosity verbosity() const { return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal; }
 };
 
 // The progress reporter these options ask for.

@@ -1,10 +1,9 @@
 #pragma once
 
 #include <expected>
+#include <fmt/format.h>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace kubexm {
 
@@ -39,15 +38,13 @@ template <typename T> using Result = std::expected<T, Error>;
 using Status = std::expected<void, Error>;
 
 // Shorthands for returning an error from a function that returns Result or Status.
-template <typename... Args>
-std::unexpected<Error> fail(fmt::format_string<Args...> format, Args&&... args) {
+template <typename... Args> std::unexpected<Error> fail(fmt::format_string<Args...> format, Args&&... args) {
   return std::unexpected(Error(ErrorKind::failure, fmt::format(format, std::forward<Args>(args)...)));
 }
 
 template <typename... Args>
 std::unexpected<Error> fail_verification(fmt::format_string<Args...> format, Args&&... args) {
-  return std::unexpected(
-    Error(ErrorKind::verification, fmt::format(format, std::forward<Args>(args)...)));
+  return std::unexpected(Error(ErrorKind::verification, fmt::format(format, std::forward<Args>(args)...)));
 }
 
 // Adds context to the error of a failed result, for use as `return add_context(r, "...")`.

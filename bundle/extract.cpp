@@ -1,13 +1,13 @@
 #include "bundle/extract.hpp"
 
+#include "bundle/fs.hpp"
+#include "bundle/worker.hpp"
+
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
-
-#include "bundle/fs.hpp"
-#include "bundle/worker.hpp"
 
 namespace kubexm {
 
@@ -116,8 +116,8 @@ private:
 class ThreadedSink final : public EntrySink {
 public:
   explicit ThreadedSink(EntrySink& target)
-      : m_target(target), m_worker([this](Op& op) { return apply(op); }, [](const Op& op) { return op.bytes.size(); },
-                                   k_max_queued) {}
+      : m_target(target),
+        m_worker([this](Op& op) { return apply(op); }, [](const Op& op) { return op.bytes.size(); }, k_max_queued) {}
 
   Status directory(const IndexEntry& entry) override { return m_worker.push({Op::directory, &entry, {}}); }
   Status begin_file(const IndexEntry& entry) override { return m_worker.push({Op::begin_file, &entry, {}}); }
@@ -189,8 +189,8 @@ Result<bool> target_holds(const fs::path& target, const BundleHeader& header) {
   }
   auto sums = read_text_file(target / k_sums_name, 64 << 20);
   if (!sums || sha256_of(*sums) != header.digest) {
-    return fail("{} exists and holds {}; extract into a new or empty directory, or remove it first",
-                target.string(), sums ? "a different bundle" : "other files");
+    return fail("{} exists and holds {}; extract into a new or empty directory, or remove it first", target.string(),
+                sums ? "a different bundle" : "other files");
   }
   auto damaged = damaged_members(target, header);
   if (!damaged.empty()) {
@@ -223,8 +223,8 @@ Result<UniqueFd> make_staging(const fs::path& staging) {
     return fail("cannot open {}: {}", staging.string(), errno_text(errno));
   }
   UniqueFd dir(fd);
-  int marker = ::openat(dir.get(), std::string(k_staging_marker).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                        0600);
+  int marker =
+      ::openat(dir.get(), std::string(k_staging_marker).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (marker < 0) {
     return fail("cannot create {}/{}: {}", staging.string(), k_staging_marker, errno_text(errno));
   }

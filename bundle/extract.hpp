@@ -1,10 +1,10 @@
 #pragma once
 
-#include <filesystem>
-
 #include "bundle/error.hpp"
 #include "bundle/progress.hpp"
 #include "bundle/reader.hpp"
+
+#include <filesystem>
 
 namespace kubexm {
 

@@ -2,9 +2,9 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <memory>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <memory>
 #include <vector>
 
 namespace kubexm {
@@ -60,8 +60,7 @@ Status read_chunks(int fd, const std::function<void(std::span<const std::byte>)>
 Status pread_exact(int fd, std::span<std::byte> bytes, std::uint64_t offset) {
   std::size_t done = 0;
   while (done < bytes.size()) {
-    ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -141,8 +140,8 @@ Result<AtomicFile> AtomicFile::create(fs::path path, unsigned mode) {
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
-    : m_path(std::move(other.m_path)), m_temporary(std::move(other.m_temporary)),
-      m_fd(std::move(other.m_fd)), m_committed(other.m_committed) {
+    : m_path(std::move(other.m_path)), m_temporary(std::move(other.m_temporary)), m_fd(std::move(other.m_fd)),
+      m_committed(other.m_committed) {
   other.m_committed = true; // the moved-from object owns nothing to clean up
 }
 

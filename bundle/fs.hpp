@@ -1,5 +1,7 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -7,8 +9,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 
@@ -89,8 +89,7 @@ private:
 };
 
 // Writes a whole file atomically.
-Status write_file_atomic(const std::filesystem::path& path, std::string_view text,
-                         unsigned mode = 0644);
+Status write_file_atomic(const std::filesystem::path& path, std::string_view text, unsigned mode = 0644);
 
 // Removes a tree, never following symlinks; a missing tree is not an error.
 Status remove_tree(const std::filesystem::path& path);

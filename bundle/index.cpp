@@ -1,9 +1,9 @@
 #include "bundle/index.hpp"
 
+#include "bundle/path_safety.hpp"
+
 #include <charconv>
 #include <set>
-
-#include "bundle/path_safety.hpp"
 
 namespace kubexm {
 
@@ -121,8 +121,8 @@ Result<std::vector<IndexEntry>> parse_index(std::string_view text) {
 std::string format_index(std::span<const IndexEntry> entries) {
   std::string text = fmt::format("{} {}\n", k_index_magic, k_index_version);
   for (const auto& entry : entries) {
-    text += fmt::format("{} {:04o} {} {}\n", entry.kind == EntryKind::directory ? 'd' : 'f',
-                        entry.mode, entry.size, entry.path);
+    text += fmt::format("{} {:04o} {} {}\n", entry.kind == EntryKind::directory ? 'd' : 'f', entry.mode, entry.size,
+                        entry.path);
   }
   return text;
 }

@@ -1,12 +1,12 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 

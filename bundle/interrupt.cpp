@@ -8,7 +8,9 @@ namespace kubexm {
 namespace {
 std::atomic<bool> g_interrupted{false};
 
-extern "C" void on_signal(int) { g_interrupted.store(true, std::memory_order_relaxed); }
+extern "C" void on_signal(int) {
+  g_interrupted.store(true, std::memory_order_relaxed);
+}
 } // namespace
 
 void install_interrupt_handlers() {
@@ -19,6 +21,8 @@ void install_interrupt_handlers() {
   sigaction(SIGTERM, &action, nullptr);
 }
 
-bool interrupt_requested() { return g_interrupted.load(std::memory_order_relaxed); }
+bool interrupt_requested() {
+  return g_interrupted.load(std::memory_order_relaxed);
+}
 
 } // namespace kubexm

@@ -1,14 +1,13 @@
 #include "bundle/log.hpp"
 
 #include <cstdlib>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace kubexm {
 
 void init_logging(std::string_view program, Verbosity verbosity) {
   auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(
-    std::getenv("NO_COLOR") ? spdlog::color_mode::never : spdlog::color_mode::automatic);
+      std::getenv("NO_COLOR") ? spdlog::color_mode::never : spdlog::color_mode::automatic);
   sink->set_color(spdlog::level::info, "");
   auto logger = std::make_shared<spdlog::logger>(std::string(program), sink);
   logger->set_pattern(verbosity == Verbosity::verbose ? "%n: [%Y-%m-%d %H:%M:%S.%e] [%l] [pid %P] %^%v%$"
@@ -19,8 +18,12 @@ void init_logging(std::string_view program, Verbosity verbosity) {
   spdlog::set_default_logger(logger);
 }
 
-void log_error(std::string_view message) { spdlog::error("error: {}", message); }
+void log_error(std::string_view message) {
+  spdlog::error("error: {}", message);
+}
 
-void log_warning(std::string_view message) { spdlog::warn("warning: {}", message); }
+void log_warning(std::string_view message) {
+  spdlog::warn("warning: {}", message);
+}
 
 } // namespace kubexm

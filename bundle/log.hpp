@@ -1,9 +1,8 @@
 #pragma once
 
+#include <spdlog/spdlog.h>
 #include <string>
 #include <string_view>
-
-#include <spdlog/spdlog.h>
 
 namespace kubexm {
 

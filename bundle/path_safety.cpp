@@ -9,7 +9,9 @@ constexpr std::size_t k_max_component = 255;
 
 // Control characters and backslashes would need escaping in SHA256SUMS and make names
 // that print ambiguously in errors; bundles never need them.
-bool is_forbidden_char(unsigned char c) { return c < 0x20 || c == 0x7f || c == '\\'; }
+bool is_forbidden_char(unsigned char c) {
+  return c < 0x20 || c == 0x7f || c == '\\';
+}
 
 Status check_component(std::string_view component) {
   if (component.empty()) {

@@ -1,9 +1,9 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <string>
 #include <string_view>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 

@@ -1,14 +1,13 @@
 #pragma once
 
-#include <string>
-#include <string_view>
-#include <vector>
+#include "bundle/error.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <string>
+#include <string_view>
+#include <vector>
 #include <yaml-cpp/yaml.h>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 

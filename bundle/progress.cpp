@@ -4,9 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 namespace kubexm {
 
@@ -129,8 +128,8 @@ public:
 private:
   void print() {
     m_printed = true;
-    std::fprintf(stderr, "%s: %s: %3.0f%% (%s)\n", m_program.c_str(), m_meter.label().c_str(),
-                 m_meter.fraction() * 100, m_meter.stats().c_str());
+    std::fprintf(stderr, "%s: %s: %3.0f%% (%s)\n", m_program.c_str(), m_meter.label().c_str(), m_meter.fraction() * 100,
+                 m_meter.stats().c_str());
   }
 
   std::string m_program;

@@ -1,13 +1,13 @@
 #include "bundle/reader.hpp"
 
+#include "bundle/interrupt.hpp"
+#include "bundle/path_safety.hpp"
+#include "bundle/worker.hpp"
+
 #include <algorithm>
 #include <archive.h>
 #include <archive_entry.h>
 #include <unordered_map>
-
-#include "bundle/interrupt.hpp"
-#include "bundle/path_safety.hpp"
-#include "bundle/worker.hpp"
 
 namespace kubexm {
 
@@ -145,8 +145,8 @@ struct BundleReader::Impl {
     }
     ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset + consumed));
     if (n <= 0) {
-      io_error = n == 0 ? fmt::format("file ends {} bytes before the payload does", length - consumed)
-                        : errno_text(errno);
+      io_error =
+          n == 0 ? fmt::format("file ends {} bytes before the payload does", length - consumed) : errno_text(errno);
       return -1;
     }
     auto bytes = std::span(buffer.data(), static_cast<std::size_t>(n));
@@ -386,11 +386,11 @@ BundleReader::BundleReader(BundleFile file, Progress* progress, std::string_view
   if (check == PayloadCheck::trailer && m_file.payload.trailer) {
     Impl& impl = *m_impl;
     impl.payload_hasher = std::make_unique<OrderedWorker<std::vector<std::byte>>>(
-      [&impl](std::vector<std::byte>& chunk) -> Status {
-        impl.payload_hash.update(chunk);
-        return {};
-      },
-      [](const std::vector<std::byte>& chunk) { return chunk.size(); }, 8 << 20);
+        [&impl](std::vector<std::byte>& chunk) -> Status {
+          impl.payload_hash.update(chunk);
+          return {};
+        },
+        [](const std::vector<std::byte>& chunk) { return chunk.size(); }, 8 << 20);
   }
   m_impl->fd = m_file.fd.get();
   m_impl->offset = m_file.payload.offset;
@@ -401,7 +401,7 @@ BundleReader::BundleReader(BundleFile file, Progress* progress, std::string_view
 BundleReader::~BundleReader() = default;
 
 Result<std::unique_ptr<BundleReader>> BundleReader::open(const std::filesystem::path& path, Progress* progress,
-                                                        std::string_view label, PayloadCheck check) {
+                                                         std::string_view label, PayloadCheck check) {
   auto file = open_bundle_file(path);
   if (!file) {
     return std::unexpected(file.error());
@@ -466,7 +466,9 @@ Result<const BundleHeader*> BundleReader::read_header() {
   return &impl.header;
 }
 
-BundleHeader BundleReader::release_header() { return std::move(m_impl->header); }
+BundleHeader BundleReader::release_header() {
+  return std::move(m_impl->header);
+}
 
 Status BundleReader::read_members(EntrySink& sink) {
   Impl& impl = *m_impl;

@@ -1,17 +1,17 @@
 #pragma once
 
-#include <cstdint>
-#include <memory>
-#include <span>
-#include <string>
-#include <vector>
-
 #include "bundle/bundle_info.hpp"
 #include "bundle/error.hpp"
 #include "bundle/index.hpp"
 #include "bundle/progress.hpp"
 #include "bundle/sums.hpp"
 #include "bundle/trailer.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
 
 namespace kubexm {
 
@@ -28,7 +28,7 @@ struct BundleHeader {
   std::string index_text;
   std::vector<IndexEntry> index;
   std::vector<Digest> digests; // from SHA256SUMS, parallel to index; zero for directories
-  Digest digest{}; // the bundle's aggregate digest: SHA-256 of SHA256SUMS
+  Digest digest{};             // the bundle's aggregate digest: SHA-256 of SHA256SUMS
   std::uint64_t file_bytes = 0;
   std::size_t file_count = 0;
   std::size_t directory_count = 0;

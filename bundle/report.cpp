@@ -1,6 +1,5 @@
 #include "bundle/report.hpp"
 
-
 namespace kubexm {
 
 namespace {

@@ -1,11 +1,10 @@
 #pragma once
 
-#include <string>
-
-#include <nlohmann/json.hpp>
-
 #include "bundle/reader.hpp"
 #include "bundle/trailer.hpp"
+
+#include <nlohmann/json.hpp>
+#include <string>
 
 namespace kubexm {
 

@@ -1,22 +1,32 @@
 #include "bundle/sha256.hpp"
 
-#include <openssl/evp.h>
-
 #include "bundle/fs.hpp"
+
+#include <openssl/evp.h>
 
 namespace kubexm {
 
 namespace {
-EVP_MD_CTX* ctx(void* p) { return static_cast<EVP_MD_CTX*>(p); }
+EVP_MD_CTX* ctx(void* p) {
+  return static_cast<EVP_MD_CTX*>(p);
+}
 
-void start(void* context) { EVP_DigestInit_ex(ctx(context), EVP_sha256(), nullptr); }
+void start(void* context) {
+  EVP_DigestInit_ex(ctx(context), EVP_sha256(), nullptr);
+}
 } // namespace
 
-Sha256::Sha256() : m_context(EVP_MD_CTX_new()) { start(m_context); }
+Sha256::Sha256() : m_context(EVP_MD_CTX_new()) {
+  start(m_context);
+}
 
-Sha256::~Sha256() { EVP_MD_CTX_free(ctx(m_context)); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(ctx(m_context));
+}
 
-Sha256::Sha256(Sha256&& other) noexcept : m_context(other.m_context) { other.m_context = nullptr; }
+Sha256::Sha256(Sha256&& other) noexcept : m_context(other.m_context) {
+  other.m_context = nullptr;
+}
 
 Sha256& Sha256::operator=(Sha256&& other) noexcept {
   std::swap(m_context, other.m_context);
@@ -27,7 +37,9 @@ void Sha256::update(std::span<const std::byte> bytes) {
   EVP_DigestUpdate(ctx(m_context), bytes.data(), bytes.size());
 }
 
-void Sha256::update(std::string_view text) { EVP_DigestUpdate(ctx(m_context), text.data(), text.size()); }
+void Sha256::update(std::string_view text) {
+  EVP_DigestUpdate(ctx(m_context), text.data(), text.size());
+}
 
 Digest Sha256::finish() {
   Digest digest{};

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -8,8 +10,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 

@@ -1,8 +1,8 @@
 #include "bundle/sums.hpp"
 
-#include <unordered_set>
-
 #include "bundle/path_safety.hpp"
+
+#include <unordered_set>
 
 namespace kubexm {
 

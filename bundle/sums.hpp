@@ -1,13 +1,13 @@
 #pragma once
 
+#include "bundle/error.hpp"
+#include "bundle/sha256.hpp"
+
 #include <functional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "bundle/error.hpp"
-#include "bundle/sha256.hpp"
 
 namespace kubexm {
 

@@ -59,8 +59,7 @@ Result<std::optional<Trailer>> decode_trailer(std::span<const std::byte, k_trail
   }
   auto check = trailer_check(bytes.first(120));
   if (std::memcmp(check.data(), bytes.data() + 120, 8) != 0) {
-    return fail_verification("the trailer (last {} bytes) is corrupt: its check value does not match",
-                             k_trailer_size);
+    return fail_verification("the trailer (last {} bytes) is corrupt: its check value does not match", k_trailer_size);
   }
   Trailer trailer;
   trailer.format_version = static_cast<std::uint32_t>(get_le(bytes.data() + 8, 4));
@@ -88,8 +87,8 @@ std::optional<std::uint64_t> elf_image_end(int fd) {
       std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64) {
     return std::nullopt;
   }
-  std::uint64_t end = std::max<std::uint64_t>(sizeof header,
-                                              header.e_shoff + std::uint64_t{header.e_shnum} * header.e_shentsize);
+  std::uint64_t end =
+      std::max<std::uint64_t>(sizeof header, header.e_shoff + std::uint64_t{header.e_shnum} * header.e_shentsize);
   end = std::max<std::uint64_t>(end, header.e_phoff + std::uint64_t{header.e_phnum} * header.e_phentsize);
   for (unsigned i = 0; i < header.e_phnum; ++i) {
     Elf64_Phdr segment{};

@@ -1,15 +1,15 @@
 #pragma once
 
+#include "bundle/error.hpp"
+#include "bundle/fs.hpp"
+#include "bundle/sha256.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <span>
-
-#include "bundle/error.hpp"
-#include "bundle/fs.hpp"
-#include "bundle/sha256.hpp"
 
 namespace kubexm {
 

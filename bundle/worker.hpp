@@ -1,5 +1,7 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -7,8 +9,6 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 
@@ -22,8 +22,7 @@ public:
   using Weight = std::function<std::size_t(const T&)>;
 
   OrderedWorker(Handler handle, Weight weight, std::size_t budget)
-      : m_handle(std::move(handle)), m_weight(std::move(weight)), m_budget(budget),
-        m_thread([this] { work(); }) {}
+      : m_handle(std::move(handle)), m_weight(std::move(weight)), m_budget(budget), m_thread([this] { work(); }) {}
   ~OrderedWorker() { (void)finish(); }
   OrderedWorker(const OrderedWorker&) = delete;
   OrderedWorker& operator=(const OrderedWorker&) = delete;

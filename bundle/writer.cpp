@@ -1,14 +1,5 @@
 #include "bundle/writer.hpp"
 
-#include <algorithm>
-#include <archive.h>
-#include <archive_entry.h>
-#include <atomic>
-#include <cstdlib>
-#include <elf.h>
-#include <sys/stat.h>
-#include <thread>
-
 #include "bundle/extract.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/index.hpp"
@@ -18,6 +9,15 @@
 #include "bundle/sums.hpp"
 #include "bundle/trailer.hpp"
 #include "bundle/worker.hpp"
+
+#include <algorithm>
+#include <archive.h>
+#include <archive_entry.h>
+#include <atomic>
+#include <cstdlib>
+#include <elf.h>
+#include <sys/stat.h>
+#include <thread>
 
 namespace kubexm {
 
@@ -81,9 +81,11 @@ Result<Tree> scan_tree(const fs::path& root) {
     }
     EntryKind kind = S_ISDIR(st.st_mode) ? EntryKind::directory : EntryKind::file;
     std::uint64_t size = kind == EntryKind::file ? static_cast<std::uint64_t>(st.st_size) : 0;
-    tree.entries.push_back(
-      {IndexEntry{kind, normalized_mode(kind, st.st_mode), size, *path}, it->path(), st.st_mtim.tv_sec,
-       st.st_ctim.tv_sec, {}});
+    tree.entries.push_back({IndexEntry{kind, normalized_mode(kind, st.st_mode), size, *path},
+                            it->path(),
+                            st.st_mtim.tv_sec,
+                            st.st_ctim.tv_sec,
+                            {}});
     tree.newest_mtime = std::max<std::int64_t>(tree.newest_mtime, st.st_mtim.tv_sec);
   }
   if (ec) {
@@ -185,9 +187,8 @@ using Chunk = std::shared_ptr<const std::vector<std::byte>>;
 class OutputFile {
 public:
   explicit OutputFile(AtomicFile file)
-      : m_file(std::move(file)),
-        m_worker([this](Chunk& chunk) { return write(*chunk); }, [](const Chunk& chunk) { return chunk->size(); },
-                 8 << 20) {}
+      : m_file(std::move(file)), m_worker([this](Chunk& chunk) { return write(*chunk); },
+                                          [](const Chunk& chunk) { return chunk->size(); }, 8 << 20) {}
 
   Status push(Chunk chunk) { return m_worker.push(std::move(chunk)); }
 
@@ -260,8 +261,8 @@ Status copy_stub(const Stub& stub, OutputFile& installer) {
 // A libarchive writer configured for deterministic output.
 class ArchiveWriter {
 public:
-  explicit ArchiveWriter(std::int64_t mtime) : m_archive(archive_write_new()), m_entry(archive_entry_new()),
-                                               m_mtime(mtime) {}
+  explicit ArchiveWriter(std::int64_t mtime)
+      : m_archive(archive_write_new()), m_entry(archive_entry_new()), m_mtime(mtime) {}
   ~ArchiveWriter() {
     archive_entry_free(m_entry);
     archive_write_free(m_archive);
@@ -278,8 +279,7 @@ public:
         // No padding after the zstd frame: zeros there are not a frame and readers reject them.
         archive_write_set_bytes_in_last_block(m_archive, 1) != ARCHIVE_OK ||
         archive_write_set_options(m_archive, options.c_str()) != ARCHIVE_OK ||
-        archive_write_open2(m_archive, &outputs, nullptr, &Outputs::write_callback, nullptr, nullptr) !=
-          ARCHIVE_OK) {
+        archive_write_open2(m_archive, &outputs, nullptr, &Outputs::write_callback, nullptr, nullptr) != ARCHIVE_OK) {
       return failure("opening the archive");
     }
     return {};
@@ -367,8 +367,8 @@ Status write_members(ArchiveWriter& writer, const std::vector<TreeEntry>& entrie
     if (interrupt_requested()) {
       return std::unexpected(Error(ErrorKind::interrupted, "interrupted"));
     }
-    auto status = member.entry.kind == EntryKind::directory ? writer.header(member.entry)
-                                                             : add_file(writer, member, progress);
+    auto status =
+        member.entry.kind == EntryKind::directory ? writer.header(member.entry) : add_file(writer, member, progress);
     if (!status) {
       return status;
     }
@@ -400,13 +400,15 @@ Result<Metadata> build_metadata(const PackOptions& options, Tree tree) {
     return std::unexpected(Error(ErrorKind::failure, info.error().message()));
   }
   meta.info = std::move(*info);
-  if (auto missing = missing_component_files(meta.info, [&](const std::string& path) {
-        auto found = std::ranges::lower_bound(tree.entries, path, {}, [](const TreeEntry& e) { return e.entry.path; });
-        return found != tree.entries.end() && found->entry.path == path && found->entry.kind == EntryKind::file;
-      });
+  if (auto missing = missing_component_files(
+          meta.info,
+          [&](const std::string& path) {
+            auto found =
+                std::ranges::lower_bound(tree.entries, path, {}, [](const TreeEntry& e) { return e.entry.path; });
+            return found != tree.entries.end() && found->entry.path == path && found->entry.kind == EntryKind::file;
+          });
       !missing.empty()) {
-    return fail("{}: lists component files that are not in the tree: {}", info_path.string(),
-                fmt::join(missing, ", "));
+    return fail("{}: lists component files that are not in the tree: {}", info_path.string(), fmt::join(missing, ", "));
   }
   meta.info.format = k_format_version;
   meta.info.created_by = options.created_by;
@@ -472,7 +474,8 @@ Status commit_outputs(Outputs& outputs, const Metadata& meta, PackResult& result
   trailer.payload_sha256 = *archive_digest;
   trailer.bundle_digest = sha256_of(meta.sums_text);
   auto encoded = encode_trailer(trailer);
-  if (auto status = outputs.installer.push(std::make_shared<const std::vector<std::byte>>(encoded.begin(), encoded.end()));
+  if (auto status =
+          outputs.installer.push(std::make_shared<const std::vector<std::byte>>(encoded.begin(), encoded.end()));
       !status) {
     return status;
   }

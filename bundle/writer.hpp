@@ -1,26 +1,26 @@
 #pragma once
 
+#include "bundle/bundle_info.hpp"
+#include "bundle/error.hpp"
+#include "bundle/progress.hpp"
+#include "bundle/sha256.hpp"
+
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "bundle/bundle_info.hpp"
-#include "bundle/error.hpp"
-#include "bundle/progress.hpp"
-#include "bundle/sha256.hpp"
-
 namespace kubexm {
 
 struct PackOptions {
-  std::filesystem::path dist_dir;       // a laid-out kubexm-dist tree with bundle.yaml at its root
-  std::filesystem::path out_dir;        // created if missing
-  std::filesystem::path installer_stub; // the static `install` executable to prepend
+  std::filesystem::path dist_dir;                // a laid-out kubexm-dist tree with bundle.yaml at its root
+  std::filesystem::path out_dir;                 // created if missing
+  std::filesystem::path installer_stub;          // the static `install` executable to prepend
   std::optional<std::int64_t> source_date_epoch; // overrides bundle.yaml and the tree's mtimes
-  std::string created_by;               // "kubexm-builder 0.1.0"
-  unsigned threads = 0;                 // zstd workers; 0 = one per core
-  int level = 3;                        // zstd level
+  std::string created_by;                        // "kubexm-builder 0.1.0"
+  unsigned threads = 0;                          // zstd workers; 0 = one per core
+  int level = 3;                                 // zstd level
   Progress* progress = nullptr;
 };
 

@@ -1,13 +1,13 @@
 #include "installer/installer_main.hpp"
 
-#include <filesystem>
-#include <optional>
-
 #include "bundle/cli.hpp"
 #include "bundle/extract.hpp"
 #include "bundle/reader.hpp"
 #include "bundle/report.hpp"
 #include "installer/locate.hpp"
+
+#include <filesystem>
+#include <optional>
 
 namespace kubexm {
 
@@ -67,8 +67,7 @@ Status run_extract(const InstallerOptions& options) {
   auto progress = make_progress(options.common, "install");
   auto report = extract_bundle(*path, options.target, progress.get());
   if (!report) {
-    return add_context(report.error(), fmt::format("extracting {} into {}", path->string(),
-                                                   options.target.string()));
+    return add_context(report.error(), fmt::format("extracting {} into {}", path->string(), options.target.string()));
   }
   const auto& header = report->header;
   if (report->outcome == ExtractOutcome::already_present) {
@@ -89,10 +88,10 @@ struct Command {
 };
 
 constexpr Command k_commands[] = {
-  {"verify", "Verify the whole bundle (every byte, every digest); writes nothing", run_verify},
-  {"list", "List the bundle's files with sizes and SHA-256 (from its verified index)", run_list},
-  {"info", "Show bundle.yaml, the aggregate digest and the trailer", run_info},
-  {"extract", "Verify and extract into DIR (staged next to DIR, moved into place at the end)", run_extract},
+    {"verify", "Verify the whole bundle (every byte, every digest); writes nothing", run_verify},
+    {"list", "List the bundle's files with sizes and SHA-256 (from its verified index)", run_list},
+    {"info", "Show bundle.yaml, the aggregate digest and the trailer", run_info},
+    {"extract", "Verify and extract into DIR (staged next to DIR, moved into place at the end)", run_extract},
 };
 
 } // namespace
@@ -107,7 +106,7 @@ int installer_main(int argc, char** argv) {
   app.add_option("--bundle", options.bundle,
                  "The bundle to use (archive or self-extracting install); default: the one attached to this "
                  "executable, else the one kubexm-dist-*.tar.zst beside it")
-    ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile);
   app.footer(exit_status_help());
   app.require_subcommand(1);
   const Command* chosen = nullptr;
@@ -119,7 +118,7 @@ int installer_main(int argc, char** argv) {
     }
     if (std::string_view(command.name) == "extract") {
       sub->add_option("DIR", options.target, "Directory to extract into (new, empty, or holding this bundle)")
-        ->required();
+          ->required();
     }
   }
   return run_program("install", app, argc, argv, options.common, [&] { return chosen->run(options); });

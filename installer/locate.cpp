@@ -1,11 +1,11 @@
 #include "installer/locate.hpp"
 
+#include "bundle/fs.hpp"
+#include "bundle/trailer.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
-
-#include "bundle/fs.hpp"
-#include "bundle/trailer.hpp"
 
 namespace kubexm {
 
@@ -60,8 +60,8 @@ Result<fs::path> locate_bundle(const std::optional<fs::path>& given) {
     for (const auto& p : beside) {
       names.push_back(p.filename().string());
     }
-    return fail("{} has several bundles beside it ({}); choose one with --bundle FILE",
-                self.parent_path().string(), fmt::join(names, ", "));
+    return fail("{} has several bundles beside it ({}); choose one with --bundle FILE", self.parent_path().string(),
+                fmt::join(names, ", "));
   }
   // Let the bundle reader explain what is wrong with this executable as a bundle.
   auto file = open_bundle_file(self);

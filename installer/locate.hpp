@@ -1,9 +1,9 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
 #include <filesystem>
 #include <optional>
-
-#include "bundle/error.hpp"
 
 namespace kubexm {
 

@@ -1,14 +1,13 @@
 // Checksum files, mirrors, the lock and the unpacking of downloads, without a network.
-#include <gtest/gtest.h>
-
-#include <archive.h>
-#include <archive_entry.h>
-
 #include "builder/fetch.hpp"
 #include "builder/lock.hpp"
 #include "builder/unpack.hpp"
 #include "bundle/sha256.hpp"
 #include "test_util.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <gtest/gtest.h>
 
 namespace kubexm {
 namespace {
@@ -36,14 +35,13 @@ TEST(ChecksumFile, SumsFindTheLineByFileName) {
   auto sums = k_a + "  etcd-v3.5.25-linux-amd64.tar.gz\n" + k_b + " *etcd-v3.5.25-linux-arm64.tar.gz\n";
   EXPECT_EQ(digest_from_checksum_file(sums, ChecksumFormat::sums, "etcd-v3.5.25-linux-arm64.tar.gz").value(), k_b);
   // A path before the name (checksums made outside the release directory) is tolerated.
-  EXPECT_EQ(digest_from_checksum_file(k_a + "  _dist/helm.tar.gz\n", ChecksumFormat::sums, "helm.tar.gz").value(),
-            k_a);
+  EXPECT_EQ(digest_from_checksum_file(k_a + "  _dist/helm.tar.gz\n", ChecksumFormat::sums, "helm.tar.gz").value(), k_a);
   auto missing = digest_from_checksum_file(sums, ChecksumFormat::sums, "etcd-v3.5.25-linux-s390x.tar.gz");
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.error().message().find("it does not list etcd-v3.5.25-linux-s390x.tar.gz (it lists "
                                            "etcd-v3.5.25-linux-amd64.tar.gz, etcd-v3.5.25-linux-arm64.tar.gz)"),
             std::string::npos)
-    << missing.error().message();
+      << missing.error().message();
 }
 
 TEST(ChecksumFile, PgpClearSignedSums) {
@@ -70,8 +68,15 @@ TEST(Mirror, BadSpecsAreUsageErrors) {
 
 Lock sample_lock() {
   Lock lock{"site", "1.0.0", "1.32.10", {"amd64", "arm64"}, {"debian-12"}, {"master"}, {{"pause", "3.10"}}, {}};
-  lock.artifacts.push_back({"etcd", "3.5.25", "amd64", "https://github.com/etcd-io/etcd/e.tar.gz", 1234, k_a,
-                            ArtifactKind::tar_gz, "https://github.com/etcd-io/etcd/SHA256SUMS", PinSource::catalogue,
+  lock.artifacts.push_back({"etcd",
+                            "3.5.25",
+                            "amd64",
+                            "https://github.com/etcd-io/etcd/e.tar.gz",
+                            1234,
+                            k_a,
+                            ArtifactKind::tar_gz,
+                            "https://github.com/etcd-io/etcd/SHA256SUMS",
+                            PinSource::catalogue,
                             {{"etcd-v3.5.25-linux-amd64/etcd", "etcd", 10, k_b}}});
   return lock;
 }
@@ -96,7 +101,7 @@ TEST(LockFile, DamagedLocksAreRefusedWithWhatIsWrong) {
   ASSERT_FALSE(parsed);
   EXPECT_NE(parsed.error().message().find("kubexm.lock: artifact 1: 'sha256' is missing or malformed"),
             std::string::npos)
-    << parsed.error().message();
+      << parsed.error().message();
 }
 
 TEST(LockFile, StaleLockListsTheDifferences) {
@@ -149,13 +154,15 @@ std::string host_arch() {
 #endif
 }
 
-std::string other_arch() { return host_arch() == "amd64" ? "arm64" : "amd64"; }
+std::string other_arch() {
+  return host_arch() == "amd64" ? "arm64" : "amd64";
+}
 
 TEST(Unpack, TakesMembersChecksElfAndWrites) {
   TempDir dir;
   auto elf = self_binary();
   write_tarball(dir / "a.tar.gz", {{"./bin/tool", elf}, {"./README", "text"}});
-  UnpackRequest request{dir / "a.tar.gz", ArtifactKind::tar_gz, {{"bin/tool", "tool"}}, host_arch(), "tool 1 x",
+  UnpackRequest request{dir / "a.tar.gz",     ArtifactKind::tar_gz, {{"bin/tool", "tool"}}, host_arch(), "tool 1 x",
                         "https://x/a.tar.gz", dir / "out"};
   auto members = unpack_artifact(request);
   ASSERT_TRUE(members) << members.error().message();
@@ -168,8 +175,8 @@ TEST(Unpack, TakesMembersChecksElfAndWrites) {
 TEST(Unpack, BinaryOfAnotherArchIsRefused) {
   TempDir dir;
   write_file(dir / "kubelet", self_binary());
-  UnpackRequest request{dir / "kubelet", ArtifactKind::file, {{"", "kubelet"}}, other_arch(), "kubelet 1.32.10 x",
-                        "https://dl.k8s.io/kubelet", std::nullopt};
+  UnpackRequest request{dir / "kubelet",     ArtifactKind::file,          {{"", "kubelet"}}, other_arch(),
+                        "kubelet 1.32.10 x", "https://dl.k8s.io/kubelet", std::nullopt};
   auto members = unpack_artifact(request);
   ASSERT_FALSE(members);
   EXPECT_EQ(members.error().kind(), ErrorKind::verification);
@@ -182,7 +189,8 @@ TEST(Unpack, MissingAndNonElfMembersAreAllReported) {
   TempDir dir;
   write_tarball(dir / "a.tar.gz", {{"bin/script", "#!/bin/sh\n"}});
   UnpackRequest request{dir / "a.tar.gz", ArtifactKind::tar_gz, {{"bin/script", "script"}, {"bin/ctr", "ctr"}},
-                        host_arch(), "containerd 2 x", "https://x/a.tar.gz", std::nullopt};
+                        host_arch(),      "containerd 2 x",     "https://x/a.tar.gz",
+                        std::nullopt};
   auto members = unpack_artifact(request);
   ASSERT_FALSE(members);
   EXPECT_NE(members.error().message().find("bin/script is not an ELF executable"), std::string::npos);
@@ -192,8 +200,8 @@ TEST(Unpack, MissingAndNonElfMembersAreAllReported) {
 TEST(Unpack, NotATarballIsAnError) {
   TempDir dir;
   write_file(dir / "a.tar.gz", "<html>not found</html>");
-  UnpackRequest request{dir / "a.tar.gz", ArtifactKind::tar_gz, {{"x", "x"}}, "amd64", "x 1 amd64", "https://x",
-                        std::nullopt};
+  UnpackRequest request{dir / "a.tar.gz", ArtifactKind::tar_gz, {{"x", "x"}}, "amd64",
+                        "x 1 amd64",      "https://x",          std::nullopt};
   auto members = unpack_artifact(request);
   ASSERT_FALSE(members);
   EXPECT_NE(members.error().message().find("x 1 amd64"), std::string::npos) << members.error().message();

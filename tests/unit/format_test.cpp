@@ -1,9 +1,9 @@
-#include <gtest/gtest.h>
-
 #include "bundle/bundle_info.hpp"
 #include "bundle/index.hpp"
 #include "bundle/path_safety.hpp"
 #include "bundle/sums.hpp"
+
+#include <gtest/gtest.h>
 
 namespace kubexm {
 namespace {
@@ -17,8 +17,7 @@ TEST(PathSafety, AcceptsPlainRelativePaths) {
 }
 
 TEST(PathSafety, RejectsEscapesAndOddNames) {
-  for (const char* bad : {"/etc/passwd", "../x", "a/../../x", "a/..", "./a", "a/./b", "a//b", "", "a\\b",
-                          "a\nb"}) {
+  for (const char* bad : {"/etc/passwd", "../x", "a/../../x", "a/..", "./a", "a/./b", "a//b", "", "a\\b", "a\nb"}) {
     EXPECT_FALSE(check_member_path(bad)) << bad;
   }
   EXPECT_FALSE(check_member_path(std::string(300, 'x')));
@@ -48,12 +47,12 @@ TEST(Sums, RejectsMalformedLinesWithTheLineNumber) {
     std::string expected;
   };
   for (const auto& c : std::vector<Case>{
-         {k_hash_a + "  a\n" + "zz  b\n", "line 2"},
-         {k_hash_a + "  a", "missing final newline"},
-         {k_hash_a + "  ../a\n", "unsafe path"},
-         {k_hash_a + "  a\n" + k_hash_a + "  a\n", "listed twice"},
-         {"\\" + k_hash_a + "  a\\nb\n", "escaped"},
-         {std::string(63, 'a') + "g  a\n", "not a SHA-256"},
+           {k_hash_a + "  a\n" + "zz  b\n", "line 2"},
+           {k_hash_a + "  a", "missing final newline"},
+           {k_hash_a + "  ../a\n", "unsafe path"},
+           {k_hash_a + "  a\n" + k_hash_a + "  a\n", "listed twice"},
+           {"\\" + k_hash_a + "  a\\nb\n", "escaped"},
+           {std::string(63, 'a') + "g  a\n", "not a SHA-256"},
        }) {
     auto parsed = parse_sums(c.text, "SHA256SUMS");
     ASSERT_FALSE(parsed) << c.text;
@@ -80,17 +79,17 @@ TEST(Index, RejectsWhatTheGrammarForbids) {
     std::string expected;
   };
   for (const auto& c : std::vector<Case>{
-         {"f 4755 1 a\n", "mode '4755'"},
-         {"f 0666 1 a\n", "mode '0666'"},
-         {"l 0644 1 a\n", "kind 'l'"},
-         {"d 0755 5 a\n", "directory with size"},
-         {"f 0644 01 a\n", "not a number"},
-         {"f 0644 -1 a\n", "not a number"},
-         {"f 0644 1 /a\n", "unsafe path"},
-         {"f 0644 1 b\nf 0644 1 a\n", "out of order"},
-         {"f 0644 1 a\nf 0644 1 a\n", "out of order or listed twice"},
-         {"f 0644 1 dir/a\n", "before its directory"},
-         {"f 0644 1 a", "missing final newline"},
+           {"f 4755 1 a\n", "mode '4755'"},
+           {"f 0666 1 a\n", "mode '0666'"},
+           {"l 0644 1 a\n", "kind 'l'"},
+           {"d 0755 5 a\n", "directory with size"},
+           {"f 0644 01 a\n", "not a number"},
+           {"f 0644 -1 a\n", "not a number"},
+           {"f 0644 1 /a\n", "unsafe path"},
+           {"f 0644 1 b\nf 0644 1 a\n", "out of order"},
+           {"f 0644 1 a\nf 0644 1 a\n", "out of order or listed twice"},
+           {"f 0644 1 dir/a\n", "before its directory"},
+           {"f 0644 1 a", "missing final newline"},
        }) {
     auto parsed = parse_index("kubexm-index 1\n" + c.body);
     ASSERT_FALSE(parsed) << c.body;
@@ -138,9 +137,8 @@ TEST(BundleInfo, ReportsEveryProblemWithItsLine) {
   ASSERT_FALSE(info);
   const auto& message = info.error().message();
   EXPECT_NE(message.find("site.yaml: line 1: name"), std::string::npos) << message;
-  EXPECT_NE(message.find("line 3: arches: 'x86_64' is not one of amd64, arm64 (kubexm says amd64)"),
-            std::string::npos)
-    << message;
+  EXPECT_NE(message.find("line 3: arches: 'x86_64' is not one of amd64, arm64 (kubexm says amd64)"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("line 5: roles: 'mastr'"), std::string::npos) << message;
   EXPECT_NE(message.find("line 6: unknown key 'colour'"), std::string::npos) << message;
 }

@@ -1,12 +1,11 @@
 // The manifest files: the shipped ones load and pin every default, and every kind of
 // mistake in a user's manifest is reported with its file and line, all in one run.
-#include <gtest/gtest.h>
-
-#include <regex>
-#include <set>
-
 #include "builder/manifest.hpp"
 #include "test_util.hpp"
+
+#include <gtest/gtest.h>
+#include <regex>
+#include <set>
 
 namespace kubexm {
 namespace {
@@ -64,8 +63,8 @@ TEST(ShippedManifests, EveryMinorLoadsAndPinsEveryDefaultArtifact) {
 TEST(ShippedManifests, ExpandsUpstreamNamesPerArch) {
   TempDir dir;
   write_file(dir / "site.yaml", std::string(k_good) +
-                                  "components: [kubelet, etcd, docker, cri-dockerd, runc, registry, cri-o]\n"
-                                  "versions: {docker: 24.0.9}\n");
+                                    "components: [kubelet, etcd, docker, cri-dockerd, runc, registry, cri-o]\n"
+                                    "versions: {docker: 24.0.9}\n");
   auto plan = load_plan(dir / "site.yaml", k_manifests);
   ASSERT_TRUE(plan) << plan.error().message();
   std::map<std::string, std::string> urls;
@@ -104,12 +103,11 @@ TEST(UserManifest, ReportsEveryProblemWithItsLine) {
   EXPECT_NE(message.find("line 3: kubernetes: 'v1.32.10' is not a Kubernetes version like 1.32.4 (write "
                          "'1.32.10', without the v)"),
             std::string::npos)
-    << message;
+      << message;
   EXPECT_NE(message.find("line 4: arches: 'x86_64' is not one of amd64, arm64 (kubexm calls it amd64)"),
             std::string::npos)
-    << message;
-  EXPECT_NE(message.find("line 6: roles: 'boss' is not one of master, worker, etcd, lb"), std::string::npos)
-    << message;
+      << message;
+  EXPECT_NE(message.find("line 6: roles: 'boss' is not one of master, worker, etcd, lb"), std::string::npos) << message;
   EXPECT_NE(message.find("line 7: unknown key 'colour'"), std::string::npos) << message;
   EXPECT_NE(message.find("site.yaml"), std::string::npos) << message;
 }
@@ -118,8 +116,7 @@ TEST(UserManifest, UnknownComponentAndVersionProblemsAreReportedTogether) {
   auto message = load_error(std::string(k_good) + "components: [kubelet, containerd2, etcd]\n"
                                                   "versions: {etcd: 3.5, cri-o: 1.32.1, kubelet: 1.32.1}\n");
   EXPECT_NE(message.find("line 7: versions: etcd: '3.5' is not a version like 1.7.24"), std::string::npos) << message;
-  EXPECT_NE(message.find("line 6: unknown component 'containerd2' (the catalogue has: "), std::string::npos)
-    << message;
+  EXPECT_NE(message.find("line 6: unknown component 'containerd2' (the catalogue has: "), std::string::npos) << message;
   EXPECT_NE(message.find("versions: 'cri-o' is not one of the components"), std::string::npos) << message;
   EXPECT_NE(message.find("versions: 'kubelet' follows the 'kubernetes' version"), std::string::npos) << message;
 }
@@ -136,22 +133,23 @@ TEST(UserManifest, YamlSyntaxErrorNamesTheLine) {
 }
 
 TEST(UserManifest, BadPinsAreReported) {
-  auto message = load_error(std::string(k_good) + "checksums:\n  kubelet:\n    1.32.10:\n      amd64: abc\n"
-                                                  "      aarch64: " +
+  auto message = load_error(std::string(k_good) +
+                            "checksums:\n  kubelet:\n    1.32.10:\n      amd64: abc\n"
+                            "      aarch64: " +
                             std::string(64, 'a') + "\n  kubelett:\n    1.0.0: {amd64: x}\n");
   EXPECT_NE(message.find("line 9: checksums: kubelet 1.32.10 amd64: expected 64 lower-case hex digits"),
             std::string::npos)
-    << message;
-  EXPECT_NE(message.find("'aarch64' is not one of amd64, arm64 (kubexm calls it arm64)"), std::string::npos)
-    << message;
+      << message;
+  EXPECT_NE(message.find("'aarch64' is not one of amd64, arm64 (kubexm calls it arm64)"), std::string::npos) << message;
   EXPECT_NE(message.find("checksums: unknown component 'kubelett'"), std::string::npos) << message;
 }
 
 TEST(UserManifest, ManifestPinsReplaceCatalogueOnesAndVersionsOverride) {
   TempDir dir;
-  write_file(dir / "site.yaml", std::string(k_good) + "components: [containerd]\nversions: {containerd: 2.2.1}\n"
-                                                      "checksums: {containerd: {2.2.1: {amd64: " +
-                                  std::string(64, 'b') + "}}}\n");
+  write_file(dir / "site.yaml", std::string(k_good) +
+                                    "components: [containerd]\nversions: {containerd: 2.2.1}\n"
+                                    "checksums: {containerd: {2.2.1: {amd64: " +
+                                    std::string(64, 'b') + "}}}\n");
   auto plan = load_plan(dir / "site.yaml", k_manifests);
   ASSERT_TRUE(plan) << plan.error().message();
   ASSERT_EQ(plan->artifacts.size(), 2u);
@@ -175,7 +173,7 @@ TEST(Catalogue, ProblemsInTheCatalogueAreReportedWithItsName) {
   const auto& message = plan.error().message();
   EXPECT_NE(message.find("catalogue.yaml: line 4: unknown placeholder {vresion}"), std::string::npos) << message;
   EXPECT_NE(message.find("catalogue.yaml: line 5: kubelet: checksum: format must be 'bare'"), std::string::npos)
-    << message;
+      << message;
 }
 
 } // namespace

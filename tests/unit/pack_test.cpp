@@ -1,11 +1,10 @@
-#include <gtest/gtest.h>
-
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include "bundle/extract.hpp"
 #include "bundle/reader.hpp"
 #include "tests/unit/test_util.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
 
 namespace kubexm {
 namespace {
@@ -52,9 +51,7 @@ TEST_F(PackTest, HeaderListsEveryFileWithNormalizedModes) {
   EXPECT_EQ(header->file_count, 3u);
   EXPECT_EQ(header->digest, sha256_of(header->sums_text));
   EXPECT_EQ(header->digest, packed.bundle_digest);
-  auto find = [&](std::string_view path) {
-    return std::ranges::find(header->index, path, &IndexEntry::path);
-  };
+  auto find = [&](std::string_view path) { return std::ranges::find(header->index, path, &IndexEntry::path); };
   ASSERT_NE(find("bin/amd64/kubelet"), header->index.end());
   EXPECT_EQ(find("bin/amd64/kubelet")->mode, 0755u);
   EXPECT_EQ(find("bin/amd64/kubelet")->size, 100000u);

@@ -1,14 +1,13 @@
 #pragma once
 
+#include "bundle/fs.hpp"
+#include "bundle/writer.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
-
 #include <sys/stat.h>
-
-#include "bundle/fs.hpp"
-#include "bundle/writer.hpp"
 
 namespace kubexm::test {
 

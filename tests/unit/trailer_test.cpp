@@ -1,10 +1,9 @@
-#include <gtest/gtest.h>
+#include "bundle/trailer.hpp"
+#include "tests/unit/test_util.hpp"
 
 #include <cstring>
 #include <fcntl.h>
-
-#include "bundle/trailer.hpp"
-#include "tests/unit/test_util.hpp"
+#include <gtest/gtest.h>
 
 namespace kubexm {
 namespace {
@@ -73,7 +72,7 @@ TEST_F(BundleFileTest, AnElfWithoutPayloadSaysNoBundleAttached) {
   auto opened = open_bundle_file(self);
   ASSERT_FALSE(opened);
   EXPECT_NE(opened.error().message().find("this install has no bundle attached"), std::string::npos)
-    << opened.error().message();
+      << opened.error().message();
 }
 
 TEST_F(BundleFileTest, ElfEndIsTheFileSizeOfAnExecutable) {
