@@ -123,7 +123,7 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
   }
   auto fetched = fetch_all(downloads, cache, options);
 
-  Lock lock{plan.name, plan.version, plan.kubernetes, plan.arches, plan.os_profiles, plan.roles, plan.images, {}};
+  Lock lock{plan.bundle, {}};
   std::vector<Error> errors;
   for (std::size_t i = 0; i < plan.artifacts.size(); ++i) {
     const auto& artifact = plan.artifacts[i];
@@ -225,11 +225,11 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
     return status;
   }
   BundleInfo info;
-  info.name = lock.name;
-  info.version = lock.version;
-  info.arches = lock.arches;
-  info.os_profiles = lock.os_profiles;
-  info.roles = lock.roles;
+  info.name = lock.bundle.name;
+  info.version = lock.bundle.version;
+  info.arches = lock.bundle.arches;
+  info.os_profiles = lock.bundle.os_profiles;
+  info.roles = lock.bundle.roles;
   info.components = component_records(lock);
   if (auto status = write_file_atomic(tree / "bundle.yaml", format_bundle_info(info)); !status) {
     return status;

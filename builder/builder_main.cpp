@@ -106,7 +106,7 @@ Status run_resolve(const BuilderOptions& options) {
     return status;
   }
   return print_stdout(fmt::format("resolved {} artifacts of {} {} (Kubernetes {}) into {}\n", lock->artifacts.size(),
-                                  lock->name, lock->version, lock->kubernetes, path.string()));
+                                  lock->bundle.name, lock->bundle.version, lock->bundle.kubernetes, path.string()));
 }
 
 Status run_fetch(const BuilderOptions& options) {
@@ -170,7 +170,7 @@ Status run_build(const BuilderOptions& options) {
   if (auto status = fetch_lock(*lock, cache, *fetch); !status) {
     return add_context(status.error(), fmt::format("building {}", options.manifest.string()));
   }
-  auto tree = options.out_dir / fmt::format(".{}-{}.tree", lock->name, lock->version);
+  auto tree = options.out_dir / fmt::format(".{}-{}.tree", lock->bundle.name, lock->bundle.version);
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (auto status = remove_tree(tree); !status) {

@@ -2,6 +2,7 @@
 
 #include "bundle/fs.hpp"
 
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -125,13 +126,13 @@ std::string format_lock(const Lock& lock) {
   nlohmann::json out = {{"kind", k_kind},
                         {"format", k_lock_format},
                         {"bundle",
-                         {{"name", lock.name},
-                          {"version", lock.version},
-                          {"kubernetes", lock.kubernetes},
-                          {"arches", lock.arches},
-                          {"os_profiles", lock.os_profiles},
-                          {"roles", lock.roles},
-                          {"images", lock.images}}},
+                         {{"name", lock.bundle.name},
+                          {"version", lock.bundle.version},
+                          {"kubernetes", lock.bundle.kubernetes},
+                          {"arches", lock.bundle.arches},
+                          {"os_profiles", lock.bundle.os_profiles},
+                          {"roles", lock.bundle.roles},
+                          {"images", lock.bundle.images}}},
                         {"artifacts", artifacts}};
   return out.dump(2) + "\n";
 }
@@ -151,15 +152,15 @@ Result<Lock> parse_lock(std::string_view text, std::string_view what) {
   std::vector<std::string> problems;
   Lock lock;
   Fields bundle(root.contains("bundle") ? root["bundle"] : nlohmann::json(), "bundle", problems);
-  lock.name = bundle.text("name");
-  lock.version = bundle.text("version");
-  lock.kubernetes = bundle.text("kubernetes");
-  lock.arches = bundle.list("arches");
-  lock.os_profiles = bundle.list("os_profiles");
-  lock.roles = bundle.list("roles");
+  lock.bundle.name = bundle.text("name");
+  lock.bundle.version = bundle.text("version");
+  lock.bundle.kubernetes = bundle.text("kubernetes");
+  lock.bundle.arches = bundle.list("arches");
+  lock.bundle.os_profiles = bundle.list("os_profiles");
+  lock.bundle.roles = bundle.list("roles");
   if (const auto& images = bundle.at("images"); images.is_object()) {
     for (const auto& [image, tag] : images.items()) {
-      lock.images[image] = tag.is_string() ? tag.get<std::string>() : "";
+      lock.bundle.images[image] = tag.is_string() ? tag.get<std::string>() : "";
     }
   }
   const auto& artifacts = root.contains("artifacts") ? root["artifacts"] : nlohmann::json();
@@ -199,13 +200,13 @@ Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesys
       differences.push_back(fmt::format("{}: the lock has {}, the manifest {}", name, locked, planned));
     }
   };
-  field("name", lock.name, plan.name);
-  field("version", lock.version, plan.version);
-  field("kubernetes", lock.kubernetes, plan.kubernetes);
-  field("arches", fmt::format("[{}]", fmt::join(lock.arches, ", ")), fmt::format("[{}]", fmt::join(plan.arches, ", ")));
-  field("os_profiles", fmt::format("[{}]", fmt::join(lock.os_profiles, ", ")),
-        fmt::format("[{}]", fmt::join(plan.os_profiles, ", ")));
-  field("roles", fmt::format("[{}]", fmt::join(lock.roles, ", ")), fmt::format("[{}]", fmt::join(plan.roles, ", ")));
+  field("name", lock.bundle.name, plan.bundle.name);
+  field("version", lock.bundle.version, plan.bundle.version);
+  field("kubernetes", lock.bundle.kubernetes, plan.bundle.kubernetes);
+  field("arches", lock.bundle.arches, plan.bundle.arches);
+  field("os_profiles", lock.bundle.os_profiles, plan.bundle.os_profiles);
+  field("roles", lock.bundle.roles, plan.bundle.roles);
+  field("images", lock.bundle.images, plan.bundle.images);
   for (const auto& entry : in_plan) {
     if (!in_lock.contains(entry)) {
       differences.push_back(fmt::format("not in the lock: {}", entry));

@@ -36,15 +36,9 @@ struct LockedArtifact {
 };
 
 // kubexm.lock: the bundle a manifest resolved to. JSON with sorted keys and one value per
-// line, so that a diff of two locks reads as what changed; docs/lock-format.md describes it.
+// line, so that a diff of two locks reads as what changed; docs/manifests.md describes it.
 struct Lock {
-  std::string name;
-  std::string version;
-  std::string kubernetes;
-  std::vector<std::string> arches;
-  std::vector<std::string> os_profiles;
-  std::vector<std::string> roles;
-  std::map<std::string, std::string> images;
+  BundleIdentity bundle;
   std::vector<LockedArtifact> artifacts; // sorted by component, version, arch
 };
 

@@ -3,6 +3,7 @@
 #include "bundle/fs.hpp"
 #include "bundle/log.hpp"
 #include "bundle/problems.hpp"
+#include "bundle/yaml_fields.hpp"
 
 #include <algorithm>
 #include <array>
@@ -68,16 +69,6 @@ bool is_arch(std::string_view value) {
   return std::ranges::any_of(k_arches, [&](const char* a) { return value == a; });
 }
 
-std::string arch_hint(std::string_view value) {
-  if (value == "x86_64" || value == "x86-64" || value == "x64") {
-    return " (kubexm calls it amd64)";
-  }
-  if (value == "aarch64" || value == "arm64v8") {
-    return " (kubexm calls it arm64)";
-  }
-  return "";
-}
-
 std::string version_hint(std::string_view value) {
   if (!value.empty() && value.front() == 'v') {
     return fmt::format(" (write '{}', without the v)", value.substr(1));
@@ -101,26 +92,6 @@ std::string read_scalar(const YAML::Node& node, const char* key, const std::rege
     return {};
   }
   return value.Scalar();
-}
-
-std::vector<std::string> read_names(const YAML::Node& node, const char* key, std::string_view expected,
-                                    Problems& problems) {
-  auto list = node[key];
-  if (!list || !list.IsSequence() || list.size() == 0) {
-    problems.add(list ? list : node, fmt::format("'{}' must be a non-empty list of {}", key, expected));
-    return {};
-  }
-  std::vector<std::string> values;
-  for (const auto& item : list) {
-    if (!item.IsScalar() || !std::regex_match(item.Scalar(), k_name_pattern)) {
-      problems.add(item, fmt::format("{}: expected {}", key, expected));
-    } else if (std::ranges::find(values, item.Scalar()) != values.end()) {
-      problems.add(item, fmt::format("{}: '{}' is listed twice", key, item.Scalar()));
-    } else {
-      values.push_back(item.Scalar());
-    }
-  }
-  return values;
 }
 
 void check_arches(const YAML::Node& list, const std::vector<std::string>& arches, Problems& problems) {
@@ -340,7 +311,7 @@ Release read_release(const fs::path& path, std::string_view minor, Problems& pro
   }
   read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", release.versions, problems);
   read_version_map(root, "images", k_tag_pattern, "an image tag", release.images, problems);
-  release.default_components = read_names(root, "default_components", "component names", problems);
+  release.default_components = read_list(root, "default_components", k_name_pattern, "component names", problems);
   return release;
 }
 
@@ -406,26 +377,26 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
   check_keys(root,
              {"name", "version", "kubernetes", "arches", "os_profiles", "roles", "components", "versions", "checksums"},
              "", problems);
-  plan.name = read_scalar(root, "name", k_name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
-  plan.version = read_scalar(root, "version", k_bundle_version_pattern, "a version like '1.0.0'", problems);
+  plan.bundle.name = read_scalar(root, "name", k_name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
+  plan.bundle.version = read_scalar(root, "version", k_bundle_version_pattern, "a version like '1.0.0'", problems);
   user.kubernetes = read_scalar(root, "kubernetes", k_version_pattern, "a Kubernetes version like 1.32.4", problems);
-  plan.kubernetes = user.kubernetes;
-  plan.arches = read_names(root, "arches", "arches (amd64, arm64)", problems);
-  check_arches(root["arches"], plan.arches, problems);
-  plan.os_profiles = read_names(root, "os_profiles", "OS profile names", problems);
+  plan.bundle.kubernetes = user.kubernetes;
+  plan.bundle.arches = read_list(root, "arches", k_name_pattern, "arches (amd64, arm64)", problems);
+  check_arches(root["arches"], plan.bundle.arches, problems);
+  plan.bundle.os_profiles = read_list(root, "os_profiles", k_name_pattern, "OS profile names", problems);
   if (root["roles"]) {
-    plan.roles = read_names(root, "roles", "roles (master, worker, etcd, lb)", problems);
-    for (std::size_t i = 0; i < plan.roles.size(); ++i) {
-      if (std::ranges::none_of(k_roles, [&](const char* r) { return plan.roles[i] == r; })) {
+    plan.bundle.roles = read_list(root, "roles", k_name_pattern, "roles (master, worker, etcd, lb)", problems);
+    for (std::size_t i = 0; i < plan.bundle.roles.size(); ++i) {
+      if (std::ranges::none_of(k_roles, [&](const char* r) { return plan.bundle.roles[i] == r; })) {
         problems.add(root["roles"][i],
-                     fmt::format("roles: '{}' is not one of {}", plan.roles[i], fmt::join(k_roles, ", ")));
+                     fmt::format("roles: '{}' is not one of {}", plan.bundle.roles[i], fmt::join(k_roles, ", ")));
       }
     }
   } else {
-    plan.roles.assign(k_roles.begin(), k_roles.end());
+    plan.bundle.roles.assign(k_roles.begin(), k_roles.end());
   }
   if (root["components"]) {
-    user.components = read_names(root, "components", "component names", problems);
+    user.components = read_list(root, "components", k_name_pattern, "component names", problems);
   }
   read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", user.versions, problems);
 }
@@ -509,7 +480,7 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
     }
     std::string version;
     if (spec->second.follows_kubernetes) {
-      version = plan.kubernetes;
+      version = plan.bundle.kubernetes;
     } else if (auto v = user.versions.find(name); v != user.versions.end()) {
       version = v->second;
     } else if (auto r = release.versions.find(name); r != release.versions.end()) {
@@ -517,10 +488,10 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
     } else {
       problems.add(list_node[i], fmt::format("component '{}' has no version for Kubernetes {}: add it under "
                                              "'versions:'",
-                                             name, plan.kubernetes));
+                                             name, plan.bundle.kubernetes));
       continue;
     }
-    for (const auto& arch : plan.arches) {
+    for (const auto& arch : plan.bundle.arches) {
       plan.artifacts.push_back(make_artifact(spec->second, version, arch, catalogue_pins, manifest_pins, replaced));
     }
   }
@@ -629,7 +600,7 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir) 
       release_problems = Problems(path->string());
       auto minor = user.kubernetes.substr(0, user.kubernetes.rfind('.'));
       release = read_release(*path, minor, release_problems);
-      plan.images = release.images;
+      plan.bundle.images = release.images;
     }
   }
   if (catalogue_problems.empty() && release.root) {

@@ -65,9 +65,8 @@ struct Artifact {
   std::string label() const;
 };
 
-// A user's manifest, expanded with manifests/: everything a bundle will hold.
-struct Plan {
-  std::filesystem::path manifest_path;
+// What a bundle is, as its manifest says: carried by the plan, the lock and bundle.yaml.
+struct BundleIdentity {
   std::string name;
   std::string version;
   std::string kubernetes;
@@ -75,7 +74,15 @@ struct Plan {
   std::vector<std::string> os_profiles;
   std::vector<std::string> roles;
   std::map<std::string, std::string> images; // image -> tag that goes with this Kubernetes
-  std::vector<Artifact> artifacts;           // sorted by component, version, arch
+
+  bool operator==(const BundleIdentity&) const = default;
+};
+
+// A user's manifest, expanded with manifests/: everything a bundle will hold.
+struct Plan {
+  std::filesystem::path manifest_path;
+  BundleIdentity bundle;
+  std::vector<Artifact> artifacts; // sorted by component, version, arch
 };
 
 // Reads MANIFEST and the catalogue, release and checksum files under `manifests_dir`. Every

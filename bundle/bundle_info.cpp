@@ -1,6 +1,7 @@
 #include "bundle/bundle_info.hpp"
 
 #include "bundle/problems.hpp"
+#include "bundle/yaml_fields.hpp"
 
 #include <algorithm>
 #include <array>
@@ -35,39 +36,13 @@ std::string read_string(const YAML::Node& root, const char* key, const std::rege
   return node.Scalar();
 }
 
-std::vector<std::string> read_list(const YAML::Node& root, const char* key, const std::regex& pattern,
-                                   std::string_view expected, Problems& problems) {
-  auto node = root[key];
-  if (!node || !node.IsSequence() || node.size() == 0) {
-    problems.add(node ? node : root, fmt::format("'{}' must be a non-empty list of {}", key, expected));
-    return {};
-  }
-  std::vector<std::string> values;
-  for (const auto& item : node) {
-    if (!item.IsScalar() || !std::regex_match(item.Scalar(), pattern)) {
-      problems.add(item,
-                   fmt::format("{}: '{}' is not {}", key, item.IsScalar() ? item.Scalar() : "a scalar", expected));
-      continue;
-    }
-    if (std::ranges::find(values, item.Scalar()) != values.end()) {
-      problems.add(item, fmt::format("{}: '{}' is listed twice", key, item.Scalar()));
-      continue;
-    }
-    values.push_back(item.Scalar());
-  }
-  return values;
-}
-
 template <std::size_t N>
 void check_members(const YAML::Node& root, const char* key, const std::vector<std::string>& values,
                    const std::array<const char*, N>& allowed, Problems& problems) {
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (!one_of(values[i], allowed)) {
-      std::string hint = values[i] == "x86_64"    ? " (kubexm says amd64)"
-                         : values[i] == "aarch64" ? " (kubexm says arm64)"
-                                                  : "";
-      problems.add(root[key][i],
-                   fmt::format("{}: '{}' is not one of {}{}", key, values[i], fmt::join(allowed, ", "), hint));
+      problems.add(root[key][i], fmt::format("{}: '{}' is not one of {}{}", key, values[i], fmt::join(allowed, ", "),
+                                             arch_hint(values[i])));
     }
   }
 }

@@ -67,7 +67,7 @@ TEST(Mirror, BadSpecsAreUsageErrors) {
 }
 
 Lock sample_lock() {
-  Lock lock{"site", "1.0.0", "1.32.10", {"amd64", "arm64"}, {"debian-12"}, {"master"}, {{"pause", "3.10"}}, {}};
+  Lock lock{{"site", "1.0.0", "1.32.10", {"amd64", "arm64"}, {"debian-12"}, {"master"}, {{"pause", "3.10"}}}, {}};
   lock.artifacts.push_back({"etcd",
                             "3.5.25",
                             "amd64",
@@ -106,7 +106,8 @@ TEST(LockFile, DamagedLocksAreRefusedWithWhatIsWrong) {
 
 TEST(LockFile, StaleLockListsTheDifferences) {
   auto lock = sample_lock();
-  Plan plan{"site.yaml", "site", "1.0.0", "1.32.10", {"amd64", "arm64"}, {"debian-12"}, {"master"}, {}, {}};
+  Plan plan{"site.yaml", lock.bundle, {}};
+  plan.bundle.roles = {"master", "worker"};
   Artifact etcd;
   etcd.component = "etcd";
   etcd.version = "3.5.27";
@@ -118,6 +119,8 @@ TEST(LockFile, StaleLockListsTheDifferences) {
   const auto& message = status.error().message();
   EXPECT_NE(message.find("not in the lock: etcd 3.5.27 amd64"), std::string::npos) << message;
   EXPECT_NE(message.find("no longer in the manifest: etcd 3.5.25 amd64"), std::string::npos) << message;
+  EXPECT_NE(message.find("roles: the lock has [\"master\"], the manifest [\"master\", \"worker\"]"), std::string::npos)
+      << message;
   EXPECT_NE(message.find("kubexm-builder resolve -f site.yaml -o kubexm.lock"), std::string::npos) << message;
 }
 

@@ -137,7 +137,8 @@ TEST(BundleInfo, ReportsEveryProblemWithItsLine) {
   ASSERT_FALSE(info);
   const auto& message = info.error().message();
   EXPECT_NE(message.find("site.yaml: line 1: name"), std::string::npos) << message;
-  EXPECT_NE(message.find("line 3: arches: 'x86_64' is not one of amd64, arm64 (kubexm says amd64)"), std::string::npos)
+  EXPECT_NE(message.find("line 3: arches: 'x86_64' is not one of amd64, arm64 (kubexm calls it amd64)"),
+            std::string::npos)
       << message;
   EXPECT_NE(message.find("line 5: roles: 'mastr'"), std::string::npos) << message;
   EXPECT_NE(message.find("line 6: unknown key 'colour'"), std::string::npos) << message;
