@@ -135,3 +135,14 @@ expect_failure 1 "certificate.*TLS verification is always on" \
 "$BUILDER" resolve -f "$WORK/kubectl.yaml" -o "$WORK/tls.lock" --cache "$WORK/c9" "${tls_mirrors[@]}" \
   --cacert "$WORK/tls.crt" >/dev/null 2>"$WORK/tls.err" || { cat "$WORK/tls.err"; fail "--cacert did not make the mirror trusted"; }
 pass "TLS verification refuses an unknown certificate; --cacert trusts a site CA"
+
+# 10. Proxies come from the environment: a dead https_proxy/http_proxy breaks the fetch
+# (so it was used), and no_proxy exempts the mirror.
+start_mirror "$MIRROR_ROOT"
+expect_failure 1 "kubectl 1.32.10 amd64: checksum file: .*port 9" \
+  env http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy= \
+  "$BUILDER" resolve -f "$WORK/kubectl.yaml" -o "$WORK/proxy.lock" --cache "$WORK/c10" "${MIRRORS[@]}" --retries 0
+env http_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1 \
+  "$BUILDER" resolve -f "$WORK/kubectl.yaml" -o "$WORK/proxy.lock" --cache "$WORK/c10" "${MIRRORS[@]}" >/dev/null 2>&1 ||
+  fail "no_proxy did not exempt the mirror"
+pass "http_proxy and no_proxy from the environment are honoured"
