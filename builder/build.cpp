@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 namespace kubexm {
 
@@ -113,6 +114,8 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
     return std::unexpected(status.error());
   }
   auto expected = expected_digests(plan, options);
+  auto fetch_options = options;
+  fetch_options.verify_hits = true; // the files are read in full below anyway
   if (!expected) {
     return std::unexpected(expected.error());
   }
@@ -121,7 +124,7 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
     const auto& artifact = plan.artifacts[i];
     downloads.push_back({artifact.url, artifact.label(), (*expected)[i], std::nullopt});
   }
-  auto fetched = fetch_all(downloads, cache, options);
+  auto fetched = fetch_all(downloads, cache, fetch_options);
 
   Lock lock{plan.bundle, {}};
   std::vector<Error> errors;
@@ -206,6 +209,12 @@ Status check_members(const LockedArtifact& artifact, const std::vector<LockedMem
 } // namespace
 
 Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree) {
+  // The bundle's modes are fixed (0755 binaries and directories, 0644 metadata), whatever
+  // umask the builder runs under: a umask of 077 would otherwise make binaries only root can run.
+  struct ScopedUmask {
+    mode_t saved = ::umask(022);
+    ~ScopedUmask() { ::umask(saved); }
+  } umask_022;
   std::vector<Error> errors;
   for (const auto& artifact : lock.artifacts) {
     std::vector<MemberSpec> specs;

@@ -127,27 +127,29 @@ Status run_fetch(const BuilderOptions& options) {
 
 Status run_pack(const BuilderOptions& options);
 
-// The lock to build from: an existing --lock, checked against the manifest, or a fresh
-// resolve written to --lock (default OUTDIR/kubexm.lock).
+// The lock to build from: --lock (default OUTDIR/kubexm.lock) when it exists and was made
+// from this manifest, else a fresh resolve written there. A stale lock given with --lock
+// is an error, since the user asked for exactly that lock; the default one is replaced.
 Result<Lock> lock_for_build(const BuilderOptions& options, const Plan& plan, const Cache& cache,
                             const FetchOptions& fetch) {
+  auto path = options.lock.value_or(options.out_dir / "kubexm.lock");
   std::error_code ec;
-  if (options.lock && fs::exists(*options.lock, ec)) {
-    auto lock = read_lock(*options.lock);
-    if (!lock) {
+  if (fs::exists(path, ec)) {
+    auto lock = read_lock(path);
+    auto matches = lock ? check_lock_matches(*lock, plan, path) : Status(std::unexpected(lock.error()));
+    if (matches) {
+      spdlog::info("building from {} without resolving again", path.string());
       return lock;
     }
-    if (auto status = check_lock_matches(*lock, plan, *options.lock); !status) {
-      return std::unexpected(status.error());
+    if (options.lock) {
+      return std::unexpected(matches.error());
     }
-    spdlog::info("building from {} without resolving again", options.lock->string());
-    return lock;
+    spdlog::info("{}; resolving again", matches.error().message());
   }
   auto lock = resolve_plan(plan, cache, fetch, options.allow_unpinned);
   if (!lock) {
     return lock;
   }
-  auto path = options.lock.value_or(options.out_dir / "kubexm.lock");
   fs::create_directories(path.parent_path().empty() ? "." : path.parent_path(), ec);
   if (auto status = write_file_atomic(path, format_lock(*lock)); !status) {
     return std::unexpected(status.error());
@@ -167,7 +169,11 @@ Status run_build(const BuilderOptions& options) {
   if (!lock) {
     return add_context(lock.error(), fmt::format("building {}", options.manifest.string()));
   }
-  if (auto status = fetch_lock(*lock, cache, *fetch); !status) {
+  // build reads every file in full when laying it out, so it also re-hashes cache hits
+  // (a damaged cached file is downloaded again) where `fetch` trusts them.
+  auto verified = *fetch;
+  verified.verify_hits = true;
+  if (auto status = fetch_lock(*lock, cache, verified); !status) {
     return add_context(status.error(), fmt::format("building {}", options.manifest.string()));
   }
   auto tree = options.out_dir / fmt::format(".{}-{}.tree", lock->bundle.name, lock->bundle.version);
@@ -328,8 +334,10 @@ int builder_main(int argc, char** argv) {
   auto* build = app.add_subcommand("build", "Resolve (unless --lock exists), fetch and pack a manifest into OUTDIR");
   add_manifest_options(build);
   build->add_option("--lock", options.lock,
-                    "Build from this lock when it exists (no resolving, no network with a warm cache); "
-                    "otherwise resolve and write it (default: OUTDIR/kubexm.lock)");
+                    "The lock to build from (default: OUTDIR/kubexm.lock). When it exists and matches the "
+                    "manifest, nothing is resolved again (and with a warm cache nothing is downloaded); "
+                    "otherwise the manifest is resolved and the lock written. A given --lock that no longer "
+                    "matches the manifest is an error");
   build->add_option("-o,--output", options.out_dir, "Output directory (created if missing)")->required();
   build
       ->add_option("--installer", options.installer,

@@ -6,7 +6,10 @@
 #include "bundle/log.hpp"
 #include "bundle/sha256.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <mutex>
@@ -112,10 +115,16 @@ Result<Mirror> parse_mirror(std::string_view text) {
   return mirror;
 }
 
+// Whether `url` is under `prefix` on a path boundary: https://github.com covers
+// https://github.com/x but not https://github.com.example/x.
+bool under(std::string_view url, std::string_view prefix) {
+  return url.starts_with(prefix) && (url.size() == prefix.size() || prefix.ends_with('/') || url[prefix.size()] == '/');
+}
+
 std::string apply_mirrors(const std::vector<Mirror>& mirrors, const std::string& url) {
   const Mirror* best = nullptr;
   for (const auto& mirror : mirrors) {
-    if (url.starts_with(mirror.from) && (best == nullptr || mirror.from.size() > best->from.size())) {
+    if (under(url, mirror.from) && (best == nullptr || mirror.from.size() > best->from.size())) {
       best = &mirror;
     }
   }
@@ -132,12 +141,16 @@ fs::path Cache::partial(std::string_view key) const {
   return m_root / "partial" / fmt::format("{}.part", key);
 }
 
-bool Cache::has(std::string_view hex, std::optional<std::uint64_t> size) const {
+std::optional<std::uint64_t> Cache::has(std::string_view hex, std::optional<std::uint64_t> size) const {
   struct stat st {};
   if (::stat(object(hex).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return false;
+    return std::nullopt;
   }
-  return !size || static_cast<std::uint64_t>(st.st_size) == *size;
+  auto found = static_cast<std::uint64_t>(st.st_size);
+  if (size && found != *size) {
+    return std::nullopt;
+  }
+  return found;
 }
 
 Status Cache::prepare() const {
@@ -193,10 +206,20 @@ void global_init() {
 class Sink {
 public:
   virtual ~Sink() = default;
-  // Bytes the server sent; false stops the transfer with an error.
+  // Bytes the server sent; false stops the transfer, with error() saying why.
   virtual bool write(std::span<const std::byte> bytes) = 0;
   // The server ignored the Range request and is sending the whole file again.
   virtual bool restart() = 0;
+  const std::string& error() const { return m_error; }
+
+protected:
+  bool failed(std::string error) {
+    m_error = std::move(error);
+    return false;
+  }
+
+private:
+  std::string m_error;
 };
 
 struct Attempt {
@@ -205,6 +228,7 @@ struct Attempt {
   std::uint64_t offset = 0; // bytes already held before this attempt
   bool checked_status = false;
   bool failed_write = false;
+  std::optional<std::uint64_t> range_start; // from a 206 answer's Content-Range
   TransferDisplay* display = nullptr;
   std::size_t slot = 0;
 };
@@ -218,17 +242,40 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
   }
   if (!attempt->checked_status) {
     attempt->checked_status = true;
+    // A server that ignores Range answers 200 with the whole file: start it over. One that
+    // answers with another range than asked for cannot be trusted to continue the file.
     if (attempt->offset > 0 && code == 200) {
       attempt->offset = 0;
       if (!attempt->sink->restart()) {
         attempt->failed_write = true;
         return 0;
       }
+    } else if (code == 206 && attempt->range_start != attempt->offset) {
+      attempt->failed_write = true;
+      attempt->sink->restart();
+      return 0;
     }
   }
   if (!attempt->sink->write(std::as_bytes(std::span(data, size * count)))) {
     attempt->failed_write = true;
     return 0;
+  }
+  return size * count;
+}
+
+// Notes where a 206 answer's range starts ("Content-Range: bytes 100-999/1000").
+std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* attempt = static_cast<Attempt*>(user);
+  std::string_view line(data, size * count);
+  constexpr std::string_view prefix = "content-range: bytes ";
+  if (line.size() > prefix.size() && std::ranges::equal(line.substr(0, prefix.size()), prefix, [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      })) {
+    std::uint64_t start = 0;
+    auto digits = line.substr(prefix.size());
+    if (auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), start); ec == std::errc()) {
+      attempt->range_start = start;
+    }
   }
   return size * count;
 }
@@ -296,7 +343,8 @@ Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options,
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // A redirect never downgrades https to http; an http:// mirror is the user's own choice.
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, url.starts_with("https://") ? "https" : "http,https");
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 30L);
   // A stalled transfer (under 1 KiB/s for 60 s) is cut and retried rather than hanging.
@@ -306,14 +354,19 @@ Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options,
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, detail);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &attempt);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &attempt);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &attempt);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   if (!options.ca_file.empty()) {
     curl_easy_setopt(curl, CURLOPT_CAINFO, options.ca_file.c_str());
   }
+  // CURLOPT_RANGE rather than RESUME_FROM: libcurl then hands a 200 answer (Range ignored)
+  // to on_write, which starts the file over, instead of failing the transfer for good.
+  auto range = fmt::format("{}-", attempt.offset);
   if (attempt.offset > 0) {
-    curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(attempt.offset));
+    curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
   }
   attempt.curl = curl;
   Outcome outcome;
@@ -328,7 +381,14 @@ Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options,
     return outcome;
   }
   if (attempt.failed_write) {
-    outcome.error = "could not write the download to disk";
+    if (!attempt.sink->error().empty()) {
+      outcome.error = attempt.sink->error();
+    } else {
+      // The server answered with another range than asked for; the file starts over.
+      outcome.error = fmt::format("the server answered a request for bytes {}- with bytes {}-", attempt.offset,
+                                  attempt.range_start.value_or(0));
+      outcome.retry = true;
+    }
     return outcome;
   }
   outcome.error = describe_failure(outcome.rc, outcome.code, detail);
@@ -352,12 +412,14 @@ bool back_off(const FetchOptions& options, unsigned attempt) {
 // A partial file in the cache, hashed as it grows so a finished download needs no re-read.
 class FileSink final : public Sink {
 public:
-  static Result<std::unique_ptr<FileSink>> open(const fs::path& path) {
-    auto fd = open_locked(path);
+  static Result<std::unique_ptr<FileSink>> open(const fs::path& path, std::optional<std::uint64_t> limit,
+                                                std::string_view label, TransferDisplay& display) {
+    auto fd = open_locked(path, label, display);
     if (!fd) {
       return std::unexpected(fd.error());
     }
     auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(*fd)));
+    sink->m_limit = limit;
     // What an earlier attempt or run left is hashed first; the transfer goes on from there.
     if (auto status = read_chunks(sink->m_fd.get(),
                                   [&](std::span<const std::byte> bytes) {
@@ -370,8 +432,11 @@ public:
     return sink;
   }
   bool write(std::span<const std::byte> bytes) override {
-    if (!write_all(m_fd.get(), bytes)) {
-      return false;
+    if (m_limit && m_size + bytes.size() > *m_limit) {
+      return failed(fmt::format("the server sent more than the {} bytes expected", *m_limit));
+    }
+    if (auto status = write_all(m_fd.get(), bytes); !status) {
+      return failed(fmt::format("cannot write {}: {}", m_path.string(), status.error().message()));
     }
     m_hash.update(bytes);
     m_size += bytes.size();
@@ -401,14 +466,26 @@ private:
   // content (two threads, or two builders sharing a cache) never write it at once. The
   // holder may rename it into the cache while we wait: then the locked inode is no longer
   // at `path`, and we start over with the file now there.
-  static Result<UniqueFd> open_locked(const fs::path& path) {
+  static Result<UniqueFd> open_locked(const fs::path& path, std::string_view label, TransferDisplay& display) {
+    bool told = false;
     for (;;) {
       UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
       if (!fd) {
         return fail("cannot open {}: {}", path.string(), errno_text(errno));
       }
-      if (::flock(fd.get(), LOCK_EX) != 0) {
-        return fail("cannot lock {}: {}", path.string(), errno_text(errno));
+      // Poll rather than block, so that an interrupt is noticed while we wait.
+      while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+          return fail("cannot lock {}: {}", path.string(), errno_text(errno));
+        }
+        if (!told) {
+          display.note(fmt::format("{}: waiting for another download of the same file ({})", label, path.string()));
+          told = true;
+        }
+        if (interrupt_requested()) {
+          return std::unexpected(Error(ErrorKind::interrupted, "interrupted"));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       struct stat held {};
       struct stat named {};
@@ -422,13 +499,14 @@ private:
   UniqueFd m_fd;
   Sha256 m_hash;
   std::uint64_t m_size = 0;
+  std::optional<std::uint64_t> m_limit;
 };
 
 class TextSink final : public Sink {
 public:
   bool write(std::span<const std::byte> bytes) override {
     if (text.size() + bytes.size() > (4u << 20)) {
-      return false; // a checksum file is small; anything this big is not one
+      return failed("over 4 MiB, which is not a checksum file");
     }
     text.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     return true;
@@ -451,31 +529,51 @@ Error mismatch(const Download& download, const std::string& url, std::string_vie
                            download.label, where(url, download.url), what, expected, actual));
 }
 
+// Whether a cached file still has the digest it is filed under; a damaged one (a cache
+// restored truncated, a disk error, a hand-made copy) is removed so it is downloaded again.
+bool intact(const Cache& cache, const std::string& hex, std::string_view label, TransferDisplay& display) {
+  auto path = cache.object(hex);
+  auto digest = sha256_file(path);
+  if (digest && to_hex(digest->digest) == hex) {
+    return true;
+  }
+  std::error_code ec;
+  fs::remove(path, ec);
+  display.note(fmt::format("{}: the cached {} was damaged ({}); removed it, downloading again", label, path.string(),
+                           digest ? "SHA-256 " + to_hex(digest->digest) : digest.error().message()));
+  return false;
+}
+
 Result<Downloaded> download_one(CURL* curl, const Download& download, const Cache& cache, const FetchOptions& options,
                                 TransferDisplay& display) {
-  if (download.sha256 && cache.has(*download.sha256, download.size)) {
-    auto size = fs::file_size(cache.object(*download.sha256));
-    return Downloaded{*download.sha256, size, true};
+  if (download.sha256) {
+    if (auto size = cache.has(*download.sha256, download.size);
+        size && (!options.verify_hits || intact(cache, *download.sha256, download.label, display))) {
+      display.cached();
+      return Downloaded{*download.sha256, *size, true};
+    }
   }
   auto url = apply_mirrors(options.mirrors, download.url);
   auto key = download.sha256.value_or(to_hex(sha256_of(download.url)));
   auto partial = cache.partial(key);
   bool from_scratch = false;
   for (unsigned attempt_number = 0;; ++attempt_number) {
-    auto sink = FileSink::open(partial);
+    auto sink = FileSink::open(partial, download.size, download.label, display);
     if (!sink) {
       return std::unexpected(sink.error());
     }
     // Another download of the same content may have finished while we waited for the lock.
-    if (download.sha256 && cache.has(*download.sha256, download.size)) {
+    if (auto size = download.sha256 ? cache.has(*download.sha256, download.size) : std::nullopt) {
       (*sink)->discard();
-      return Downloaded{*download.sha256, fs::file_size(cache.object(*download.sha256)), true};
+      display.cached();
+      return Downloaded{*download.sha256, *size, true};
     }
-    if (download.size && (*sink)->size() > *download.size) {
+    // Without an expected digest nothing could tell an old head from a changed file's tail,
+    // so bytes left by an earlier run are not resumed; a retry in this run still resumes.
+    if ((download.size && (*sink)->size() > *download.size) || (!download.sha256 && attempt_number == 0)) {
       (*sink)->restart();
     }
-    Attempt attempt{sink->get(), nullptr, (*sink)->size(), false, false, &display, 0};
-    auto resumed_from = attempt.offset;
+    Attempt attempt{.sink = sink->get(), .offset = (*sink)->size(), .display = &display};
     attempt.slot = display.start(download.label, url);
     auto started = std::chrono::steady_clock::now();
     // A partial that already holds every byte (a run killed before it was cached) needs no transfer.
@@ -507,6 +605,7 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
       return fail("{}: {}: {}{}", download.label, where(url, download.url), outcome.error,
                   outcome.retry ? fmt::format(" (gave up after {} attempts)", attempt_number + 1) : "");
     }
+    auto resumed_from = attempt.offset; // 0 when the server sent the whole file
     auto size = (*sink)->size();
     auto digest = (*sink)->finish();
     auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -542,7 +641,7 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
   auto url = apply_mirrors(options.mirrors, upstream);
   for (unsigned attempt_number = 0;; ++attempt_number) {
     TextSink sink;
-    Attempt attempt{&sink, nullptr, 0, false, false, nullptr, 0};
+    Attempt attempt{.sink = &sink};
     auto outcome = perform(curl, url, options, attempt);
     if (outcome.error.empty()) {
       return std::move(sink.text);

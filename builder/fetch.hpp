@@ -37,8 +37,8 @@ public:
   std::filesystem::path object(std::string_view hex) const;
   // Where an unfinished download is kept between attempts and runs.
   std::filesystem::path partial(std::string_view key) const;
-  // Whether the object is present (with `size` bytes, when given).
-  bool has(std::string_view hex, std::optional<std::uint64_t> size = std::nullopt) const;
+  // The object's size when it is present (with `size` bytes, when given).
+  std::optional<std::uint64_t> has(std::string_view hex, std::optional<std::uint64_t> size = std::nullopt) const;
   // Moves a verified partial file into the store.
   Status adopt(const std::filesystem::path& partial, std::string_view hex) const;
   Status prepare() const;
@@ -58,6 +58,9 @@ struct FetchOptions {
   std::vector<Mirror> mirrors;
   std::string ca_file; // CA certificates to verify servers with (a site mirror's private CA); empty: the system's
   bool terminal_progress = true; // bars on a terminal; plain lines otherwise
+  // Re-hash files found in the cache (resolve and build do, as they read them anyway); a
+  // damaged one is removed and downloaded again.
+  bool verify_hits = false;
   bool quiet = false;
 };
 

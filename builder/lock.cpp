@@ -112,6 +112,31 @@ LockedArtifact read_artifact(const nlohmann::json& object, std::string where, st
   return a;
 }
 
+// What must still hold of a locked artifact for the manifest and catalogue as they are now:
+// the pinned digest (a re-pinned component must not ship the old bytes), and how the
+// download is checked and unpacked.
+void compare_artifact(const LockedArtifact& locked, const Artifact& planned, std::vector<std::string>& differences) {
+  auto label = locked.label();
+  if (planned.pin && *planned.pin != locked.sha256) {
+    differences.push_back(fmt::format("{}: the {} pins {}, the lock has {}", label, to_string(planned.pin_source),
+                                      *planned.pin, locked.sha256));
+  }
+  if (planned.kind != locked.kind || planned.checksum_url != locked.checksum_url) {
+    differences.push_back(fmt::format("{}: the catalogue's download kind or checksum file changed", label));
+  }
+  std::vector<std::pair<std::string, std::string>> planned_members;
+  std::vector<std::pair<std::string, std::string>> locked_members;
+  for (const auto& m : planned.members) {
+    planned_members.emplace_back(m.path, m.install);
+  }
+  for (const auto& m : locked.members) {
+    locked_members.emplace_back(m.path, m.install);
+  }
+  if (planned_members != locked_members) {
+    differences.push_back(fmt::format("{}: the catalogue's list of binaries changed", label));
+  }
+}
+
 } // namespace
 
 std::string LockedArtifact::label() const {
@@ -140,14 +165,14 @@ std::string format_lock(const Lock& lock) {
 Result<Lock> parse_lock(std::string_view text, std::string_view what) {
   auto root = nlohmann::json::parse(text, nullptr, false);
   if (root.is_discarded() || !root.is_object()) {
-    return fail_verification("{}: not a kubexm lock file (not JSON)", what);
+    return fail("{}: not a kubexm lock file (not JSON)", what);
   }
   if (root.value("kind", "") != k_kind) {
-    return fail_verification("{}: not a kubexm lock file (kind is not '{}')", what, k_kind);
+    return fail("{}: not a kubexm lock file (kind is not '{}')", what, k_kind);
   }
   if (root.value("format", 0) != k_lock_format) {
-    return fail_verification("{}: lock format {} is not {}: resolve again with this kubexm-builder", what,
-                             root.value("format", 0), k_lock_format);
+    return fail("{}: lock format {} is not {}: resolve again with this kubexm-builder", what, root.value("format", 0),
+                k_lock_format);
   }
   std::vector<std::string> problems;
   Lock lock;
@@ -172,7 +197,7 @@ Result<Lock> parse_lock(std::string_view text, std::string_view what) {
     }
   }
   if (!problems.empty()) {
-    return fail_verification("{}: {}", what, fmt::join(problems, fmt::format("\n{}: ", what)));
+    return fail("{}: {}", what, fmt::join(problems, fmt::format("\n{}: ", what)));
   }
   return lock;
 }
@@ -207,6 +232,13 @@ Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesys
   field("os_profiles", lock.bundle.os_profiles, plan.bundle.os_profiles);
   field("roles", lock.bundle.roles, plan.bundle.roles);
   field("images", lock.bundle.images, plan.bundle.images);
+  for (const auto& planned : plan.artifacts) {
+    for (const auto& locked : lock.artifacts) {
+      if (locked.label() == planned.label() && locked.url == planned.url) {
+        compare_artifact(locked, planned, differences);
+      }
+    }
+  }
   for (const auto& entry : in_plan) {
     if (!in_lock.contains(entry)) {
       differences.push_back(fmt::format("not in the lock: {}", entry));

@@ -189,6 +189,9 @@ void read_members(const YAML::Node& node, ComponentSpec& spec, Problems& problem
     if (!std::regex_match(install, k_install_pattern)) {
       problems.add(item.second, fmt::format("{}: members: '{}' is not a file name", spec.name, install));
     }
+    if (std::ranges::any_of(spec.members, [&](const MemberSpec& m) { return m.install == install; })) {
+      problems.add(item.second, fmt::format("{}: members: two members are installed as '{}'", spec.name, install));
+    }
     spec.members.push_back({path, install});
   }
 }
@@ -401,10 +404,16 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
   read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", user.versions, problems);
 }
 
+// "1.32" of "1.32.10" or "1.32.0-rc.1".
+std::string minor_of(const std::string& version) {
+  auto first = version.find('.');
+  return version.substr(0, version.find('.', first + 1));
+}
+
 // The release file for the manifest's Kubernetes minor, or a problem naming the ones there are.
 std::optional<fs::path> release_path(const fs::path& dir, const std::string& kubernetes, const YAML::Node& at,
                                      Problems& problems) {
-  auto minor = kubernetes.substr(0, kubernetes.rfind('.'));
+  auto minor = minor_of(kubernetes);
   auto path = dir / fmt::format("kubernetes-{}.yaml", minor);
   std::error_code ec;
   if (fs::exists(path, ec)) {
@@ -598,7 +607,7 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir) 
   if (!user.kubernetes.empty()) {
     if (auto path = release_path(manifests_dir, user.kubernetes, user.root["kubernetes"], user_problems)) {
       release_problems = Problems(path->string());
-      auto minor = user.kubernetes.substr(0, user.kubernetes.rfind('.'));
+      auto minor = minor_of(user.kubernetes);
       release = read_release(*path, minor, release_problems);
       plan.bundle.images = release.images;
     }

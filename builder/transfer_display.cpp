@@ -114,8 +114,12 @@ void TransferDisplay::finish(std::size_t slot, std::uint64_t bytes, double secon
 void TransferDisplay::fail(std::size_t slot) {
   std::lock_guard lock(m_mutex);
   m_active.erase(slot);
-  ++m_finished;
   redraw();
+}
+
+void TransferDisplay::cached() {
+  std::lock_guard lock(m_mutex);
+  ++m_finished;
 }
 
 } // namespace kubexm

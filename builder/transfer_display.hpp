@@ -26,7 +26,10 @@ public:
   // A line above the bars: a retry, a cache hit, a note.
   void note(std::string_view line);
   void finish(std::size_t slot, std::uint64_t bytes, double seconds, std::uint64_t resumed_from);
+  // An attempt failed (it may be retried).
   void fail(std::size_t slot);
+  // A file was already in the cache.
+  void cached();
 
 private:
   struct Active {

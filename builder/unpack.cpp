@@ -102,7 +102,8 @@ Result<std::vector<LockedMember>> unpack_tarball(const UnpackRequest& request, s
   std::vector<std::optional<LockedMember>> found(request.members.size());
   archive_entry* entry = nullptr;
   int rc = 0;
-  while ((rc = archive_read_next_header(archive.get(), &entry)) == ARCHIVE_OK) {
+  // ARCHIVE_WARN (an unknown pax header, say) is not a reason to refuse a tarball.
+  while ((rc = archive_read_next_header(archive.get(), &entry)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
     auto name = normalize(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "");
     auto it = wanted.find(name);
     if (it == wanted.end()) {
@@ -120,7 +121,7 @@ Result<std::vector<LockedMember>> unpack_tarball(const UnpackRequest& request, s
     const void* block = nullptr;
     std::size_t size = 0;
     la_int64_t offset = 0;
-    while ((rc = archive_read_data_block(archive.get(), &block, &size, &offset)) == ARCHIVE_OK) {
+    while ((rc = archive_read_data_block(archive.get(), &block, &size, &offset)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
       if (auto status = writer->write(std::span(static_cast<const std::byte*>(block), size)); !status) {
         return std::unexpected(status.error());
       }

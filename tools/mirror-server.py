@@ -8,6 +8,9 @@ support (206 Partial Content) and faults to order, for tests and the demo.
                      connection (a download that must resume)
   --corrupt RE       matching paths are served with one byte flipped in the middle
   --status RE=CODE   matching paths answer CODE (e.g. 503) with no body
+  --status-once RE=CODE  only the first request of each matching path answers CODE
+  --ignore-range RE  matching paths ignore Range and answer 200 with the whole file, as
+                     some proxies and CDNs do
   --slow RE          matching paths are sent at about 1 MiB/s (a download to interrupt)
   --tls CERT KEY     serve HTTPS with this certificate
 """
@@ -28,12 +31,24 @@ class Faults:
         self.drop = re.compile(args.drop_once) if args.drop_once else None
         self.corrupt = re.compile(args.corrupt) if args.corrupt else None
         self.slow = re.compile(args.slow) if args.slow else None
+        self.ignore_range = re.compile(args.ignore_range) if args.ignore_range else None
         self.status = []
-        for rule in args.status or []:
+        for rule, once in [(r, False) for r in args.status or []] + [(r, True) for r in args.status_once or []]:
             pattern, code = rule.rsplit("=", 1)
-            self.status.append((re.compile(pattern), int(code)))
+            self.status.append((re.compile(pattern), int(code), once))
+        self.answered = set()
         self.dropped = set()
         self.lock = threading.Lock()
+
+    def status_for(self, path):
+        for pattern, code, once in self.status:
+            if pattern.search(path):
+                with self.lock:
+                    if once and path in self.answered:
+                        continue
+                    self.answered.add(path)
+                return code
+        return None
 
     def should_drop(self, path):
         if not self.drop or not self.drop.search(path):
@@ -109,9 +124,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?", 1)[0]
-        for pattern, code in self.faults.status:
-            if pattern.search(path):
-                return self.answer(code)
+        code = self.faults.status_for(path)
+        if code:
+            return self.answer(code)
+        if self.faults.ignore_range and self.faults.ignore_range.search(path) and "Range" in self.headers:
+            del self.headers["Range"]
         local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
         if not local.startswith(self.root + os.sep) or not os.path.isfile(local):
             return self.answer(404, b"not found\n")
@@ -168,6 +185,8 @@ def main():
     parser.add_argument("--drop-once")
     parser.add_argument("--corrupt")
     parser.add_argument("--status", action="append")
+    parser.add_argument("--status-once", action="append")
+    parser.add_argument("--ignore-range")
     parser.add_argument("--slow")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()

@@ -146,3 +146,35 @@ env http_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1 \
   "$BUILDER" resolve -f "$WORK/kubectl.yaml" -o "$WORK/proxy.lock" --cache "$WORK/c10" "${MIRRORS[@]}" >/dev/null 2>&1 ||
   fail "no_proxy did not exempt the mirror"
 pass "http_proxy and no_proxy from the environment are honoured"
+
+# 11. A cut connection whose retry meets a server that ignores Range (it answers 200 with
+# the whole file): the file is started over and completes.
+{
+  printf 'name: k\nversion: "1"\nkubernetes: 1.32.10\narches: [arm64]\nos_profiles: [debian-12]\ncomponents: [kubectl]\n'
+  cat "$MIRROR_ROOT/checksums.yaml"
+} >"$WORK/kubectl-arm64.yaml"
+start_mirror "$MIRROR_ROOT" --drop-once 'arm64/kubectl$' --ignore-range 'arm64/kubectl$'
+: >"$WORK/server.log"
+"$BUILDER" build -f "$WORK/kubectl-arm64.yaml" -o "$WORK/out-norange" --cache "$WORK/c11" "${MIRRORS[@]}" \
+  >/dev/null 2>"$WORK/norange.err" || { cat "$WORK/norange.err"; fail "a server ignoring Range broke the download"; }
+[ "$(grep -c 'arm64/kubectl 200 ' "$WORK/server.log")" -eq 1 ] && grep -q 'arm64/kubectl cut ' "$WORK/server.log" ||
+  fail "expected a cut transfer and then a whole one: $(cat "$WORK/server.log")"
+pass "a server that ignores Range gets the file started over"
+
+# 12. A server error that passes (HTTP 503 once) is retried and the build completes.
+start_mirror "$MIRROR_ROOT" --status-once 'arm64/kubectl$=503'
+"$BUILDER" build -f "$WORK/kubectl-arm64.yaml" -o "$WORK/out-503" --cache "$WORK/c12" "${MIRRORS[@]}" \
+  >/dev/null 2>"$WORK/503.err" || { cat "$WORK/503.err"; fail "a passing 503 failed the build"; }
+grep -q "kubectl 1.32.10 arm64: HTTP 503 from .*; retrying (2 of 5)" "$WORK/503.err" || fail "the 503 retry was not reported"
+pass "an HTTP 503 is retried"
+
+# 13. A damaged file in the cache (a flipped byte: the size is right) is found when building, removed
+# and downloaded again; the bundle is right.
+object=$(find "$WORK/c12/sha256" -type f | head -1)
+printf 'X' | dd of="$object" bs=1 seek=1000000 conv=notrunc status=none
+"$BUILDER" build -f "$WORK/kubectl-arm64.yaml" -o "$WORK/out-503" --cache "$WORK/c12" "${MIRRORS[@]}" \
+  >/dev/null 2>"$WORK/heal.err" || { cat "$WORK/heal.err"; fail "a damaged cache file failed the build"; }
+grep -q "was damaged (SHA-256 [0-9a-f]*); removed it, downloading again" "$WORK/heal.err" || fail "the damaged cache file was not reported"
+[ "$(sha256sum "$object" | cut -d' ' -f1)" = "$(basename "$object")" ] || fail "the cache file was not replaced"
+"$INSTALLER" verify --bundle "$WORK/out-503/install" >/dev/null || fail "the healed build does not verify"
+pass "a damaged cache file is detected, removed and downloaded again"

@@ -53,15 +53,29 @@ grep -q 'components:' "$WORK/x/bundle.yaml" || fail "bundle.yaml does not record
 pass "every binary is in the lock, matches the mirror and has the right ELF machine"
 
 # 3. From the lock and the warm cache with the mirror stopped: no network at all, and the
-# same bundle byte for byte.
+# same bundle byte for byte, even under a umask that would make the files private.
 stop_mirror
-SOURCE_DATE_EPOCH=1700000000 "$BUILDER" build -f "$WORK/site.yaml" --lock "$WORK/out1/kubexm.lock" \
-  -o "$WORK/out2" --cache "$CACHE" "${MIRRORS[@]}" >/dev/null 2>"$WORK/build2.err" ||
+(umask 077 && SOURCE_DATE_EPOCH=1700000000 "$BUILDER" build -f "$WORK/site.yaml" --lock "$WORK/out1/kubexm.lock" \
+  -o "$WORK/out2" --cache "$CACHE" "${MIRRORS[@]}" >/dev/null 2>"$WORK/build2.err") ||
   { cat "$WORK/build2.err"; fail "the build from lock and cache needed the (stopped) mirror"; }
 grep -q "without resolving again" "$WORK/build2.err" || fail "the second build did not say it used the lock"
 cmp "$WORK/out1/kubexm-dist-demo-1.0.0.tar.zst" "$WORK/out2/kubexm-dist-demo-1.0.0.tar.zst" ||
   fail "a rebuild from the same lock is not byte-identical"
-pass "rebuild from lock + cache with the mirror stopped is byte-identical"
+pass "rebuild from lock + cache with the mirror stopped (umask 077) is byte-identical"
+
+# 3b. Without --lock, OUTDIR/kubexm.lock is the lock: building into the same OUTDIR again
+# needs no network either.
+SOURCE_DATE_EPOCH=1700000000 "$BUILDER" build -f "$WORK/site.yaml" -o "$WORK/out1" --cache "$CACHE" "${MIRRORS[@]}" \
+  >/dev/null 2>"$WORK/build3.err" || { cat "$WORK/build3.err"; fail "rebuilding into OUTDIR did not reuse its lock"; }
+grep -q "building from $WORK/out1/kubexm.lock without resolving again" "$WORK/build3.err" || fail "OUTDIR's lock was not used"
+pass "OUTDIR/kubexm.lock is reused by the next build"
+
+# 3c. A lock no longer vouched for by the manifest's pins is refused: re-pinning a
+# component must not ship the old bytes from an old lock.
+sed 's/^\(      amd64: \)[0-9a-f]*$/\1'"$(printf '%064d' 0)"'/' "$WORK/site.yaml" >"$WORK/repinned.yaml"
+expect_failure 2 "kubelet 1.32.10 amd64: the manifest pins 0{64}, the lock has [0-9a-f]{64}" \
+  "$BUILDER" build -f "$WORK/repinned.yaml" --lock "$WORK/out1/kubexm.lock" -o "$WORK/out-repinned" --cache "$CACHE"
+pass "a lock whose digests the manifest no longer pins is refused"
 
 # 4. fetch --lock into an empty cache downloads everything once; a second fetch downloads nothing.
 start_mirror "$MIRROR_ROOT"

@@ -56,6 +56,9 @@ TEST(Mirror, LongestPrefixWins) {
   EXPECT_EQ(apply_mirrors(mirrors, "https://github.com/etcd-io/etcd/x"), "http://m/etcd/etcd/x");
   EXPECT_EQ(apply_mirrors(mirrors, "https://github.com/containerd/y"), "http://m/gh/containerd/y");
   EXPECT_EQ(apply_mirrors(mirrors, "https://dl.k8s.io/z"), "https://dl.k8s.io/z");
+  // Prefixes match on a path boundary only.
+  EXPECT_EQ(apply_mirrors(mirrors, "https://github.com.example/x"), "https://github.com.example/x");
+  EXPECT_EQ(apply_mirrors(mirrors, "https://github.com/etcd-iox/y"), "http://m/gh/etcd-iox/y");
 }
 
 TEST(Mirror, BadSpecsAreUsageErrors) {
@@ -102,6 +105,34 @@ TEST(LockFile, DamagedLocksAreRefusedWithWhatIsWrong) {
   EXPECT_NE(parsed.error().message().find("kubexm.lock: artifact 1: 'sha256' is missing or malformed"),
             std::string::npos)
       << parsed.error().message();
+}
+
+TEST(LockFile, ARePinnedArtifactMakesTheLockStale) {
+  auto lock = sample_lock();
+  Plan plan{"site.yaml", lock.bundle, {}};
+  Artifact etcd;
+  etcd.component = "etcd";
+  etcd.version = "3.5.25";
+  etcd.arch = "amd64";
+  etcd.url = lock.artifacts[0].url;
+  etcd.kind = ArtifactKind::tar_gz;
+  etcd.checksum_url = lock.artifacts[0].checksum_url;
+  etcd.members = {{"etcd-v3.5.25-linux-amd64/etcd", "etcd"}};
+  etcd.pin = k_a;
+  etcd.pin_source = PinSource::manifest;
+  plan.artifacts.push_back(etcd);
+  EXPECT_TRUE(check_lock_matches(lock, plan, "kubexm.lock"));
+  plan.artifacts[0].pin = k_b;
+  auto repinned = check_lock_matches(lock, plan, "kubexm.lock");
+  ASSERT_FALSE(repinned);
+  EXPECT_NE(repinned.error().message().find("etcd 3.5.25 amd64: the manifest pins " + k_b + ", the lock has " + k_a),
+            std::string::npos)
+      << repinned.error().message();
+  plan.artifacts[0].pin = k_a;
+  plan.artifacts[0].members.push_back({"etcd-v3.5.25-linux-amd64/etcdutl", "etcdutl"});
+  auto more_binaries = check_lock_matches(lock, plan, "kubexm.lock");
+  ASSERT_FALSE(more_binaries);
+  EXPECT_NE(more_binaries.error().message().find("the catalogue's list of binaries changed"), std::string::npos);
 }
 
 TEST(LockFile, StaleLockListsTheDifferences) {

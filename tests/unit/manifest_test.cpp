@@ -125,6 +125,9 @@ TEST(UserManifest, UnsupportedMinorListsTheSupportedOnes) {
   auto message = load_error("name: s\nversion: '1'\nkubernetes: 1.29.3\narches: [amd64]\nos_profiles: [x]\n");
   EXPECT_NE(message.find("line 3: kubernetes: 1.29.3 is not supported"), std::string::npos) << message;
   EXPECT_NE(message.find("supported minors: 1.30, 1.31, 1.32, 1.33, 1.34"), std::string::npos) << message;
+  // A pre-release belongs to its minor.
+  message = load_error("name: s\nversion: '1'\nkubernetes: 1.29.0-rc.1\narches: [amd64]\nos_profiles: [x]\n");
+  EXPECT_NE(message.find("kubernetes-1.29.yaml"), std::string::npos) << message;
 }
 
 TEST(UserManifest, YamlSyntaxErrorNamesTheLine) {
@@ -166,7 +169,9 @@ TEST(Catalogue, ProblemsInTheCatalogueAreReportedWithItsName) {
   std::filesystem::copy(k_manifests, dir / "manifests");
   write_file(dir / "manifests/catalogue.yaml",
              "format: 1\ncomponents:\n  kubelet:\n    url: https://x/{vresion}/kubelet\n"
-             "    checksum: {url: '{url}.sha256', format: md5}\n    install: kubelet\n");
+             "    checksum: {url: '{url}.sha256', format: md5}\n    install: kubelet\n"
+             "  etcd:\n    url: https://x/e.tgz\n    checksum: none\n    archive: tar.gz\n"
+             "    members: {a/etcd: etcd, b/etcd: etcd}\n");
   write_file(dir / "site.yaml", k_good);
   auto plan = load_plan(dir / "site.yaml", dir / "manifests");
   ASSERT_FALSE(plan);
@@ -174,6 +179,7 @@ TEST(Catalogue, ProblemsInTheCatalogueAreReportedWithItsName) {
   EXPECT_NE(message.find("catalogue.yaml: line 4: unknown placeholder {vresion}"), std::string::npos) << message;
   EXPECT_NE(message.find("catalogue.yaml: line 5: kubelet: checksum: format must be 'bare'"), std::string::npos)
       << message;
+  EXPECT_NE(message.find("etcd: members: two members are installed as 'etcd'"), std::string::npos) << message;
 }
 
 } // namespace
