@@ -12,6 +12,8 @@ support (206 Partial Content) and faults to order, for tests and the demo.
   --ignore-range RE  matching paths ignore Range and answer 200 with the whole file, as
                      some proxies and CDNs do
   --slow RE          matching paths are sent at about 1 MiB/s (a download to interrupt)
+  --redirect RE      matching paths answer 302 to /_objects/PATH, which serves the file,
+                     as GitHub sends release assets to objects.githubusercontent.com
   --tls CERT KEY     serve HTTPS with this certificate
 """
 
@@ -31,6 +33,7 @@ class Faults:
         self.drop = re.compile(args.drop_once) if args.drop_once else None
         self.corrupt = re.compile(args.corrupt) if args.corrupt else None
         self.slow = re.compile(args.slow) if args.slow else None
+        self.redirect = re.compile(args.redirect) if args.redirect else None
         self.ignore_range = re.compile(args.ignore_range) if args.ignore_range else None
         self.status = []
         for rule, once in [(r, False) for r in args.status or []] + [(r, True) for r in args.status_once or []]:
@@ -127,6 +130,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         code = self.faults.status_for(path)
         if code:
             return self.answer(code)
+        if path.startswith("/_objects/"):
+            path = path[len("/_objects"):]
+        elif self.faults.redirect and self.faults.redirect.search(path):
+            return self.answer(302, headers=[("Location", "/_objects" + path)])
         if self.faults.ignore_range and self.faults.ignore_range.search(path) and "Range" in self.headers:
             del self.headers["Range"]
         local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
@@ -188,6 +195,7 @@ def main():
     parser.add_argument("--status-once", action="append")
     parser.add_argument("--ignore-range")
     parser.add_argument("--slow")
+    parser.add_argument("--redirect")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
     Handler.root = os.path.realpath(args.root)

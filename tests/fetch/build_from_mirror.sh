@@ -5,7 +5,8 @@
 source "$(dirname "$0")/../lib.sh"
 
 ensure_mirror
-start_mirror "$MIRROR_ROOT"
+# GitHub answers release downloads with a redirect to its object store: so does the mirror.
+start_mirror "$MIRROR_ROOT" --redirect '^/github\.com/.*/releases/download/'
 site_manifest "$WORK/site.yaml"
 CACHE="$WORK/cache"
 
@@ -15,6 +16,9 @@ SOURCE_DATE_EPOCH=1700000000 "$BUILDER" build -f "$WORK/site.yaml" -o "$WORK/out
 [ -f "$WORK/out1/kubexm.lock" ] || fail "build did not write OUTDIR/kubexm.lock"
 requests=$(grep -c '^GET ' "$WORK/server.log")
 [ "$requests" -gt 20 ] || fail "expected the clean build to download from the mirror, saw $requests requests"
+grep -q "^GET /github.com/etcd-io/etcd/releases/download/v3.5.25/etcd-v3.5.25-linux-arm64.tar.gz 302 " "$WORK/server.log" &&
+  grep -q "^GET /_objects/github.com/etcd-io/etcd/releases/download/v3.5.25/etcd-v3.5.25-linux-arm64.tar.gz 200 " \
+    "$WORK/server.log" || fail "the GitHub downloads were not redirected and followed"
 pass "clean build from the mirror ($requests requests)"
 
 # 2. The bundle: every binary of every component for both arches, identical to what the
