@@ -178,3 +178,17 @@ grep -q "was damaged (SHA-256 [0-9a-f]*); removed it, downloading again" "$WORK/
 [ "$(sha256sum "$object" | cut -d' ' -f1)" = "$(basename "$object")" ] || fail "the cache file was not replaced"
 "$INSTALLER" verify --bundle "$WORK/out-503/install" >/dev/null || fail "the healed build does not verify"
 pass "a damaged cache file is detected, removed and downloaded again"
+
+# 14. A partial file whose bytes are not the start of the real file (a disk error, another
+# mirror's copy): the resumed download fails its digest, is downloaded once more whole, and
+# completes.
+digest=$(grep -A4 '^  kubectl:' "$MIRROR_ROOT/checksums.yaml" | awk '$1 == "arm64:" {print $2}')
+mkdir -p "$WORK/c14/partial"
+head -c 1000000 /dev/zero >"$WORK/c14/partial/$digest.part"
+start_mirror "$MIRROR_ROOT"
+"$BUILDER" build -f "$WORK/kubectl-arm64.yaml" -o "$WORK/out-badpart" --cache "$WORK/c14" "${MIRRORS[@]}" \
+  >/dev/null 2>"$WORK/badpart.err" || { cat "$WORK/badpart.err"; fail "a bad partial file failed the build"; }
+grep -q "kubectl 1.32.10 arm64: the resumed file did not verify; downloading it again whole" "$WORK/badpart.err" ||
+  fail "the bad partial file was not reported: $(cat "$WORK/badpart.err")"
+grep -q "^GET /dl.k8s.io/release/v1.32.10/bin/linux/arm64/kubectl 206 " "$WORK/server.log" || fail "the partial was not resumed first"
+pass "a resumed file that fails its digest is downloaded again whole"
