@@ -573,7 +573,10 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     if ((download.size && (*sink)->size() > *download.size) || (!download.sha256 && attempt_number == 0)) {
       (*sink)->restart();
     }
-    Attempt attempt{.sink = sink->get(), .offset = (*sink)->size(), .display = &display};
+    Attempt attempt;
+    attempt.sink = sink->get();
+    attempt.offset = (*sink)->size();
+    attempt.display = &display;
     attempt.slot = display.start(download.label, url);
     auto started = std::chrono::steady_clock::now();
     // A partial that already holds every byte (a run killed before it was cached) needs no transfer.
@@ -641,7 +644,8 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
   auto url = apply_mirrors(options.mirrors, upstream);
   for (unsigned attempt_number = 0;; ++attempt_number) {
     TextSink sink;
-    Attempt attempt{.sink = &sink};
+    Attempt attempt;
+    attempt.sink = &sink;
     auto outcome = perform(curl, url, options, attempt);
     if (outcome.error.empty()) {
       return std::move(sink.text);
