@@ -3,11 +3,9 @@
 #include "builder/unpack.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/fs.hpp"
-#include "bundle/index.hpp"
 #include "bundle/log.hpp"
 
 #include <map>
-#include <set>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -114,11 +112,13 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
     return std::unexpected(status.error());
   }
   auto expected = expected_digests(plan, options);
-  auto fetch_options = options;
-  fetch_options.verify_hits = true; // the files are read in full below anyway
   if (!expected) {
     return std::unexpected(expected.error());
   }
+  // Cached files are hashed again before they are locked: a damaged one must not be
+  // locked. It costs a read from the page cache, next to the unpacking read below.
+  auto fetch_options = options;
+  fetch_options.verify_hits = true;
   std::vector<Download> downloads;
   for (std::size_t i = 0; i < plan.artifacts.size(); ++i) {
     const auto& artifact = plan.artifacts[i];

@@ -127,11 +127,18 @@ Status run_fetch(const BuilderOptions& options) {
 
 Status run_pack(const BuilderOptions& options);
 
+// The lock a build works from, and whether it was just resolved (its files are then in the
+// cache and verified already).
+struct BuildLock {
+  Lock lock;
+  bool resolved = false;
+};
+
 // The lock to build from: --lock (default OUTDIR/kubexm.lock) when it exists and was made
 // from this manifest, else a fresh resolve written there. A stale lock given with --lock
 // is an error, since the user asked for exactly that lock; the default one is replaced.
-Result<Lock> lock_for_build(const BuilderOptions& options, const Plan& plan, const Cache& cache,
-                            const FetchOptions& fetch) {
+Result<BuildLock> lock_for_build(const BuilderOptions& options, const Plan& plan, const Cache& cache,
+                                 const FetchOptions& fetch) {
   auto path = options.lock.value_or(options.out_dir / "kubexm.lock");
   std::error_code ec;
   if (fs::exists(path, ec)) {
@@ -139,7 +146,7 @@ Result<Lock> lock_for_build(const BuilderOptions& options, const Plan& plan, con
     auto matches = lock ? check_lock_matches(*lock, plan, path) : Status(std::unexpected(lock.error()));
     if (matches) {
       spdlog::info("building from {} without resolving again", path.string());
-      return lock;
+      return BuildLock{std::move(*lock), false};
     }
     if (options.lock) {
       return std::unexpected(matches.error());
@@ -148,14 +155,14 @@ Result<Lock> lock_for_build(const BuilderOptions& options, const Plan& plan, con
   }
   auto lock = resolve_plan(plan, cache, fetch, options.allow_unpinned);
   if (!lock) {
-    return lock;
+    return std::unexpected(lock.error());
   }
   fs::create_directories(path.parent_path().empty() ? "." : path.parent_path(), ec);
   if (auto status = write_file_atomic(path, format_lock(*lock)); !status) {
     return std::unexpected(status.error());
   }
   spdlog::info("wrote {}", path.string());
-  return lock;
+  return BuildLock{std::move(*lock), true};
 }
 
 Status run_build(const BuilderOptions& options) {
@@ -169,20 +176,24 @@ Status run_build(const BuilderOptions& options) {
   if (!lock) {
     return add_context(lock.error(), fmt::format("building {}", options.manifest.string()));
   }
-  // build reads every file in full when laying it out, so it also re-hashes cache hits
-  // (a damaged cached file is downloaded again) where `fetch` trusts them.
-  auto verified = *fetch;
-  verified.verify_hits = true;
-  if (auto status = fetch_lock(*lock, cache, verified); !status) {
-    return add_context(status.error(), fmt::format("building {}", options.manifest.string()));
+  // A fresh resolve left every file in the cache, verified. From a reused lock, build reads
+  // every file in full when laying it out, so it also re-hashes cache hits (a damaged
+  // cached file is downloaded again) where `fetch` trusts them.
+  if (!lock->resolved) {
+    auto verified = *fetch;
+    verified.verify_hits = true;
+    if (auto status = fetch_lock(lock->lock, cache, verified); !status) {
+      return add_context(status.error(), fmt::format("building {}", options.manifest.string()));
+    }
   }
-  auto tree = options.out_dir / fmt::format(".{}-{}.tree", lock->bundle.name, lock->bundle.version);
+  const auto& bundle = lock->lock.bundle;
+  auto tree = options.out_dir / fmt::format(".{}-{}.tree", bundle.name, bundle.version);
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (auto status = remove_tree(tree); !status) {
     return status;
   }
-  auto status = assemble_tree(*lock, cache, tree);
+  auto status = assemble_tree(lock->lock, cache, tree);
   if (status) {
     BuilderOptions pack = options;
     pack.dist_dir = tree;

@@ -334,6 +334,7 @@ struct Outcome {
   long code = 0;
   std::string error; // empty on success
   bool retry = false;
+  bool interrupted = false;
 };
 
 Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options, Attempt& attempt) {
@@ -378,6 +379,7 @@ Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options,
   }
   if (outcome.rc == CURLE_ABORTED_BY_CALLBACK) {
     outcome.error = "interrupted";
+    outcome.interrupted = true;
     return outcome;
   }
   if (attempt.failed_write) {
@@ -556,23 +558,23 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
   auto url = apply_mirrors(options.mirrors, download.url);
   auto key = download.sha256.value_or(to_hex(sha256_of(download.url)));
   auto partial = cache.partial(key);
+  auto sink = FileSink::open(partial, download.size, download.label, display);
+  if (!sink) {
+    return std::unexpected(sink.error());
+  }
+  // Another download of the same content may have finished while we waited for the lock.
+  if (auto size = download.sha256 ? cache.has(*download.sha256, download.size) : std::nullopt) {
+    (*sink)->discard();
+    display.cached();
+    return Downloaded{*download.sha256, *size, true};
+  }
+  // Without an expected digest nothing could tell an old head from a changed file's tail,
+  // so bytes left by an earlier run are not resumed; a retry in this run still resumes.
+  if ((download.size && (*sink)->size() > *download.size) || !download.sha256) {
+    (*sink)->restart();
+  }
   bool from_scratch = false;
   for (unsigned attempt_number = 0;; ++attempt_number) {
-    auto sink = FileSink::open(partial, download.size, download.label, display);
-    if (!sink) {
-      return std::unexpected(sink.error());
-    }
-    // Another download of the same content may have finished while we waited for the lock.
-    if (auto size = download.sha256 ? cache.has(*download.sha256, download.size) : std::nullopt) {
-      (*sink)->discard();
-      display.cached();
-      return Downloaded{*download.sha256, *size, true};
-    }
-    // Without an expected digest nothing could tell an old head from a changed file's tail,
-    // so bytes left by an earlier run are not resumed; a retry in this run still resumes.
-    if ((download.size && (*sink)->size() > *download.size) || (!download.sha256 && attempt_number == 0)) {
-      (*sink)->restart();
-    }
     Attempt attempt;
     attempt.sink = sink->get();
     attempt.offset = (*sink)->size();
@@ -592,7 +594,7 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     }
     if (!outcome.error.empty()) {
       display.fail(attempt.slot);
-      if (outcome.error == "interrupted") {
+      if (outcome.interrupted) {
         return std::unexpected(
             Error(ErrorKind::interrupted, "interrupted; the partial download is kept for the next run"));
       }
@@ -616,14 +618,14 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     bool digest_wrong = download.sha256 && digest != *download.sha256;
     if (size_wrong || digest_wrong) {
       display.fail(attempt.slot);
-      std::error_code ec;
-      fs::remove(partial, ec);
       // Bytes kept from an earlier attempt may be what is wrong: one fresh try settles it.
       if (resumed_from > 0 && !from_scratch) {
         from_scratch = true;
+        (*sink)->restart();
         display.note(fmt::format("{}: the resumed file did not verify; downloading it again whole", download.label));
         continue;
       }
+      (*sink)->discard();
       if (digest_wrong) {
         return std::unexpected(mismatch(download, url, "SHA-256", *download.sha256, digest));
       }
@@ -650,7 +652,7 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
     if (outcome.error.empty()) {
       return std::move(sink.text);
     }
-    if (outcome.error == "interrupted") {
+    if (outcome.interrupted) {
       return std::unexpected(Error(ErrorKind::interrupted, "interrupted"));
     }
     if (outcome.retry && attempt_number + 1 < options.attempts) {

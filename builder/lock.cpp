@@ -5,7 +5,6 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <regex>
-#include <set>
 
 namespace kubexm {
 
@@ -211,13 +210,11 @@ Result<Lock> read_lock(const std::filesystem::path& path) {
 }
 
 Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesystem::path& lock_path) {
-  std::set<std::string> in_lock;
-  std::set<std::string> in_plan;
+  // Locked artifacts by "<label> from <url>"; each one the plan matches is taken out, so
+  // what remains is no longer in the manifest.
+  std::map<std::string, const LockedArtifact*> unmatched;
   for (const auto& a : lock.artifacts) {
-    in_lock.insert(fmt::format("{} from {}", a.label(), a.url));
-  }
-  for (const auto& a : plan.artifacts) {
-    in_plan.insert(fmt::format("{} from {}", a.label(), a.url));
+    unmatched[fmt::format("{} from {}", a.label(), a.url)] = &a;
   }
   std::vector<std::string> differences;
   auto field = [&](std::string_view name, const auto& locked, const auto& planned) {
@@ -233,21 +230,16 @@ Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesys
   field("roles", lock.bundle.roles, plan.bundle.roles);
   field("images", lock.bundle.images, plan.bundle.images);
   for (const auto& planned : plan.artifacts) {
-    for (const auto& locked : lock.artifacts) {
-      if (locked.label() == planned.label() && locked.url == planned.url) {
-        compare_artifact(locked, planned, differences);
-      }
+    auto key = fmt::format("{} from {}", planned.label(), planned.url);
+    if (auto found = unmatched.find(key); found != unmatched.end()) {
+      compare_artifact(*found->second, planned, differences);
+      unmatched.erase(found);
+    } else {
+      differences.push_back(fmt::format("not in the lock: {}", key));
     }
   }
-  for (const auto& entry : in_plan) {
-    if (!in_lock.contains(entry)) {
-      differences.push_back(fmt::format("not in the lock: {}", entry));
-    }
-  }
-  for (const auto& entry : in_lock) {
-    if (!in_plan.contains(entry)) {
-      differences.push_back(fmt::format("no longer in the manifest: {}", entry));
-    }
+  for (const auto& [key, _] : unmatched) {
+    differences.push_back(fmt::format("no longer in the manifest: {}", key));
   }
   if (differences.empty()) {
     return {};

@@ -190,7 +190,7 @@ def build(mirror, kubernetes, v, binaries):
         ver = v["docker"]
         folder = {"amd64": "x86_64", "arm64": "aarch64"}[arch]
         url = f"https://download.docker.com/linux/static/stable/{folder}/docker-{ver}.tgz"
-        data = mirror.put(url, tarball([(f"docker/{n}", b.get(n if n != "runc" else "runc"), 0o755) for n in
+        data = mirror.put(url, tarball([(f"docker/{n}", b.get(n), 0o755) for n in
                                         ["containerd", "containerd-shim-runc-v2", "ctr", "docker", "docker-init",
                                          "docker-proxy", "dockerd", "runc"]]))
         mirror.pin("docker", ver, arch, data)
@@ -198,7 +198,7 @@ def build(mirror, kubernetes, v, binaries):
         ver = v["cri-o"]
         name = f"cri-o.{arch}.v{ver}.tar.gz"
         url = f"https://storage.googleapis.com/cri-o/artifacts/{name}"
-        data = mirror.put(url, tarball([(f"cri-o/bin/{n}", b.get(n if n != "runc" else "runc"), 0o755) for n in
+        data = mirror.put(url, tarball([(f"cri-o/bin/{n}", b.get(n), 0o755) for n in
                                         ["conmon", "crio", "crun", "pinns", "runc"]]
                                        + [("cri-o/README.md", b"cri-o\n", 0o644)]))
         mirror.put(url + ".sha256sum", coreutils([(name, data)]))
