@@ -1,5 +1,6 @@
 #include "builder/build.hpp"
 
+#include "builder/packages.hpp"
 #include "builder/unpack.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/fs.hpp"
@@ -126,8 +127,13 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
   }
   auto fetched = fetch_all(downloads, cache, fetch_options);
 
-  Lock lock{plan.bundle, {}};
+  Lock lock{plan.bundle, {}, {}};
   std::vector<Error> errors;
+  if (auto sets = resolve_packages(plan, cache, options, PackageFiles::fetch); sets) {
+    lock.package_sets = std::move(*sets);
+  } else {
+    errors.push_back(sets.error());
+  }
   for (std::size_t i = 0; i < plan.artifacts.size(); ++i) {
     const auto& artifact = plan.artifacts[i];
     if (!fetched[i]) {
@@ -157,6 +163,9 @@ Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& opti
   }
   auto fetched = fetch_all(downloads, cache, options);
   std::vector<Error> errors;
+  if (auto status = fetch_packages(lock.package_sets, cache, options); !status) {
+    errors.push_back(status.error());
+  }
   std::size_t hits = 0;
   for (const auto& result : fetched) {
     if (!result) {
@@ -230,6 +239,9 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
       errors.push_back(status.error());
     }
   }
+  if (auto status = assemble_packages(lock.package_sets, cache, tree); !status) {
+    errors.push_back(status.error());
+  }
   if (auto status = collect(errors); !status) {
     return status;
   }
@@ -240,6 +252,7 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
   info.os_profiles = lock.bundle.os_profiles;
   info.roles = lock.bundle.roles;
   info.components = component_records(lock);
+  info.packages = package_targets(lock.package_sets);
   if (auto status = write_file_atomic(tree / "bundle.yaml", format_bundle_info(info)); !status) {
     return status;
   }

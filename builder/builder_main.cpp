@@ -1,6 +1,7 @@
 #include "builder/builder_main.hpp"
 
 #include "builder/build.hpp"
+#include "builder/packages.hpp"
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/reader.hpp"
@@ -32,6 +33,7 @@ struct BuilderOptions {
   // resolve, fetch, build
   fs::path manifest;
   fs::path manifests_dir;
+  fs::path os_profiles_dir;
   std::optional<fs::path> lock;
   std::optional<fs::path> cache;
   std::vector<std::string> mirrors;
@@ -87,7 +89,60 @@ Result<FetchOptions> fetch_options(const BuilderOptions& options) {
 
 Result<Plan> load_manifest(const BuilderOptions& options) {
   auto dir = options.manifests_dir.empty() ? default_manifests_dir() : options.manifests_dir;
-  return load_plan(options.manifest, dir);
+  return load_plan(options.manifest, dir, options.os_profiles_dir);
+}
+
+// The closure of every profile, arch and role as text: what a bundle would carry.
+std::string describe_closures(const std::vector<PackageSet>& sets) {
+  std::string out;
+  for (const auto& set : sets) {
+    std::uint64_t bytes = 0;
+    for (const auto& p : set.packages) {
+      bytes += p.size;
+    }
+    out += fmt::format("{} ({}, {}): {} packages, {}{}\n", set.label(), set.format, set.distro_arch,
+                       set.packages.size(), human_bytes(bytes),
+                       set.closure == "minimal" ? fmt::format(", over a base set of {}", set.base.size())
+                                                : std::string(", for an empty system"));
+    for (const auto& [role, packages] : set.roles) {
+      out += fmt::format("  role {} ({}): {} packages\n", role, fmt::join(packages.requested, " "),
+                         packages.install.size());
+      for (const auto& file : packages.install) {
+        const auto* p = set.find_file(file);
+        out += fmt::format("    {} {} {}\n", p->name, p->evr, p->arch);
+      }
+      for (const auto& base : packages.relies_on) {
+        out += fmt::format("    relies on base {} {} ({})\n", base.name, base.evr, base.needed_by);
+      }
+    }
+  }
+  return out;
+}
+
+Status run_closure(const BuilderOptions& options) {
+  auto plan = load_manifest(options);
+  auto fetch = fetch_options(options);
+  if (!plan || !fetch) {
+    return std::unexpected(plan ? fetch.error() : plan.error());
+  }
+  if (plan->profiles.empty()) {
+    return std::unexpected(Error(ErrorKind::usage, fmt::format("{} asks for no OS packages (no os_profiles, or "
+                                                               "packages: closure: none)",
+                                                               options.manifest.string())));
+  }
+  Cache cache(options.cache.value_or(default_cache_dir()));
+  auto sets = resolve_packages(*plan, cache, *fetch, PackageFiles::skip);
+  if (!sets) {
+    return add_context(sets.error(), fmt::format("resolving the OS packages of {}", options.manifest.string()));
+  }
+  if (options.json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& set : *sets) {
+      out.push_back(package_set_json(set));
+    }
+    return print_stdout(out.dump(2) + "\n");
+  }
+  return print_stdout(describe_closures(*sets));
 }
 
 Status run_resolve(const BuilderOptions& options) {
@@ -324,6 +379,11 @@ int builder_main(int argc, char** argv) {
                      "The catalogue and release files (default: $KUBEXM_MANIFESTS, else the ones installed "
                      "with kubexm-builder)")
         ->check(CLI::ExistingDirectory);
+    command
+        ->add_option("--os-profiles", options.os_profiles_dir,
+                     "The os-profiles directory (default: $KUBEXM_OS_PROFILES, else the one installed with "
+                     "kubexm-builder)")
+        ->check(CLI::ExistingDirectory);
     command->add_flag("--allow-unpinned", options.allow_unpinned,
                       "Accept versions the manifests carry no SHA-256 for, trusting the upstream checksum files "
                       "alone (the lock records which)");
@@ -335,6 +395,14 @@ int builder_main(int argc, char** argv) {
   resolve->add_option("-o,--output", options.lock, "The lock file to write (default: kubexm.lock)");
   add_fetch_options(resolve);
   resolve->callback([&] { chosen = run_resolve; });
+
+  auto* closure = app.add_subcommand(
+      "closure", "Resolve the OS package closures of a manifest (every os-profile, arch and role) from the "
+                 "distributions' repository metadata and show them; downloads metadata only");
+  add_manifest_options(closure);
+  closure->add_flag("--json", options.json, "Machine-readable output (the lock's package_sets)");
+  add_fetch_options(closure);
+  closure->callback([&] { chosen = run_closure; });
 
   auto* fetch = app.add_subcommand("fetch", "Download everything a lock names into the cache, verified against "
                                             "the lock; what is cached already is not downloaded again");

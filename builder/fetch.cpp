@@ -398,6 +398,12 @@ Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options,
   return outcome;
 }
 
+// A file the server does not have is not_found, so that a caller can try another name.
+ErrorKind kind_of(const Outcome& outcome) {
+  bool http = outcome.rc == CURLE_OK || outcome.rc == CURLE_HTTP_RETURNED_ERROR;
+  return http && (outcome.code == 404 || outcome.code == 410) ? ErrorKind::not_found : ErrorKind::failure;
+}
+
 // Sleeps for the backoff of `attempt` (0-based), waking early for an interrupt.
 bool back_off(const FetchOptions& options, unsigned attempt) {
   auto seconds = std::min(8.0, options.first_backoff * static_cast<double>(1u << std::min(attempt, 10u)));
@@ -607,8 +613,10 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
         }
         continue;
       }
-      return fail("{}: {}: {}{}", download.label, where(url, download.url), outcome.error,
-                  outcome.retry ? fmt::format(" (gave up after {} attempts)", attempt_number + 1) : "");
+      return std::unexpected(
+          Error(kind_of(outcome),
+                fmt::format("{}: {}: {}{}", download.label, where(url, download.url), outcome.error,
+                            outcome.retry ? fmt::format(" (gave up after {} attempts)", attempt_number + 1) : "")));
     }
     auto resumed_from = attempt.offset; // 0 when the server sent the whole file
     auto size = (*sink)->size();
@@ -665,7 +673,7 @@ Result<std::string> fetch_text(CURL* curl, const std::string& upstream, const Fe
       }
       continue;
     }
-    return fail("{}: {}", where(url, upstream), outcome.error);
+    return std::unexpected(Error(kind_of(outcome), fmt::format("{}: {}", where(url, upstream), outcome.error)));
   }
 }
 

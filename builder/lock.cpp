@@ -1,6 +1,7 @@
 #include "builder/lock.hpp"
 
 #include "bundle/fs.hpp"
+#include "bundle/json_fields.hpp"
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -11,7 +12,7 @@ namespace kubexm {
 namespace {
 
 constexpr const char* k_kind = "kubexm-lock";
-constexpr int k_lock_format = 1;
+constexpr int k_lock_format = 2; // 2: package_sets
 
 nlohmann::json member_json(const LockedMember& member) {
   return {{"path", member.path}, {"install", member.install}, {"size", member.size}, {"sha256", member.sha256}};
@@ -33,54 +34,6 @@ nlohmann::json artifact_json(const LockedArtifact& a) {
           {"pin", to_string(a.pin)},
           {"members", members}};
 }
-
-// Reads the fields of one JSON object, collecting what is wrong with it.
-class Fields {
-public:
-  Fields(const nlohmann::json& object, std::string where, std::vector<std::string>& problems)
-      : m_object(object), m_where(std::move(where)), m_problems(problems) {
-    if (!object.is_object()) {
-      m_problems.push_back(fmt::format("{}: expected an object", m_where));
-    }
-  }
-  std::string text(const char* key, const std::regex& pattern = std::regex(".*")) {
-    if (!m_object.is_object() || !m_object.contains(key) || !m_object[key].is_string() ||
-        !std::regex_match(m_object[key].get<std::string>(), pattern)) {
-      m_problems.push_back(fmt::format("{}: '{}' is missing or malformed", m_where, key));
-      return {};
-    }
-    return m_object[key].get<std::string>();
-  }
-  std::uint64_t number(const char* key) {
-    if (!m_object.is_object() || !m_object.contains(key) || !m_object[key].is_number_unsigned()) {
-      m_problems.push_back(fmt::format("{}: '{}' is missing or not a size", m_where, key));
-      return 0;
-    }
-    return m_object[key].get<std::uint64_t>();
-  }
-  std::vector<std::string> list(const char* key) {
-    std::vector<std::string> values;
-    if (!m_object.is_object() || !m_object.contains(key) || !m_object[key].is_array()) {
-      m_problems.push_back(fmt::format("{}: '{}' is missing or not a list", m_where, key));
-      return values;
-    }
-    for (const auto& item : m_object[key]) {
-      if (item.is_string()) {
-        values.push_back(item.get<std::string>());
-      }
-    }
-    return values;
-  }
-  const nlohmann::json& at(const char* key) const {
-    static const nlohmann::json null;
-    return m_object.is_object() && m_object.contains(key) ? m_object[key] : null;
-  }
-
-private:
-  nlohmann::json m_object; // a copy: callers pass temporaries
-  std::string m_where;
-  std::vector<std::string>& m_problems;
-};
 
 const std::regex k_hex("[0-9a-f]{64}");
 
@@ -136,6 +89,41 @@ void compare_artifact(const LockedArtifact& locked, const Artifact& planned, std
   }
 }
 
+// What must still hold of the locked package sets: one per profile and arch, asking for
+// what the profile and packages.yaml ask for now, from the profile's repositories.
+void compare_package_sets(const Lock& lock, const Plan& plan, std::vector<std::string>& differences) {
+  std::size_t expected = 0;
+  for (const auto& profile : plan.profiles) {
+    for (const auto& arch : plan.bundle.arches) {
+      ++expected;
+      auto locked = std::ranges::find_if(
+          lock.package_sets, [&](const PackageSet& s) { return s.profile == profile.name && s.arch == arch; });
+      if (locked == lock.package_sets.end()) {
+        differences.push_back(fmt::format("no package set for {} {} in the lock", profile.name, arch));
+        continue;
+      }
+      for (const auto& role : plan.bundle.roles) {
+        auto wanted = role_packages(plan.package_sets, profile, role, plan.bundle.extra_packages);
+        auto found = locked->roles.find(role);
+        if (found == locked->roles.end() || found->second.requested != wanted) {
+          differences.push_back(fmt::format("{} {}: the packages of role {} changed", profile.name, arch, role));
+        }
+      }
+      for (const auto& repository : profile.repositories) {
+        auto base = profile.repository_url(repository, arch) + "/";
+        if (std::ranges::none_of(locked->metadata, [&](const MetadataRecord& m) { return m.url.starts_with(base); })) {
+          differences.push_back(
+              fmt::format("{} {}: repository {} ({}) is not in the lock", profile.name, arch, repository.name, base));
+        }
+      }
+    }
+  }
+  if (lock.package_sets.size() != expected) {
+    differences.push_back(
+        fmt::format("the lock has {} package sets, the manifest asks for {}", lock.package_sets.size(), expected));
+  }
+}
+
 } // namespace
 
 std::string LockedArtifact::label() const {
@@ -147,6 +135,10 @@ std::string format_lock(const Lock& lock) {
   for (const auto& artifact : lock.artifacts) {
     artifacts.push_back(artifact_json(artifact));
   }
+  nlohmann::json package_sets = nlohmann::json::array();
+  for (const auto& set : lock.package_sets) {
+    package_sets.push_back(package_set_json(set));
+  }
   nlohmann::json out = {{"kind", k_kind},
                         {"format", k_lock_format},
                         {"bundle",
@@ -156,8 +148,11 @@ std::string format_lock(const Lock& lock) {
                           {"arches", lock.bundle.arches},
                           {"os_profiles", lock.bundle.os_profiles},
                           {"roles", lock.bundle.roles},
-                          {"images", lock.bundle.images}}},
-                        {"artifacts", artifacts}};
+                          {"images", lock.bundle.images},
+                          {"closure", lock.bundle.closure},
+                          {"extra_packages", lock.bundle.extra_packages}}},
+                        {"artifacts", artifacts},
+                        {"package_sets", package_sets}};
   return out.dump(2) + "\n";
 }
 
@@ -182,6 +177,8 @@ Result<Lock> parse_lock(std::string_view text, std::string_view what) {
   lock.bundle.arches = bundle.list("arches");
   lock.bundle.os_profiles = bundle.list("os_profiles");
   lock.bundle.roles = bundle.list("roles");
+  lock.bundle.closure = bundle.text("closure", std::regex("minimal|full|none"));
+  lock.bundle.extra_packages = bundle.list("extra_packages");
   if (const auto& images = bundle.at("images"); images.is_object()) {
     for (const auto& [image, tag] : images.items()) {
       lock.bundle.images[image] = tag.is_string() ? tag.get<std::string>() : "";
@@ -193,6 +190,15 @@ Result<Lock> parse_lock(std::string_view text, std::string_view what) {
   } else {
     for (std::size_t i = 0; i < artifacts.size(); ++i) {
       lock.artifacts.push_back(read_artifact(artifacts[i], fmt::format("artifact {}", i + 1), problems));
+    }
+  }
+  const auto& sets = root.contains("package_sets") ? root["package_sets"] : nlohmann::json();
+  for (std::size_t i = 0; sets.is_array() && i < sets.size(); ++i) {
+    auto set = parse_package_set(sets[i], fmt::format("package set {}", i + 1));
+    if (!set) {
+      problems.push_back(set.error().message());
+    } else {
+      lock.package_sets.push_back(std::move(*set));
     }
   }
   if (!problems.empty()) {
@@ -229,6 +235,9 @@ Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesys
   field("os_profiles", lock.bundle.os_profiles, plan.bundle.os_profiles);
   field("roles", lock.bundle.roles, plan.bundle.roles);
   field("images", lock.bundle.images, plan.bundle.images);
+  field("packages: closure", lock.bundle.closure, plan.bundle.closure);
+  field("packages: extra", lock.bundle.extra_packages, plan.bundle.extra_packages);
+  compare_package_sets(lock, plan, differences);
   for (const auto& planned : plan.artifacts) {
     auto key = fmt::format("{} from {}", planned.label(), planned.url);
     if (auto found = unmatched.find(key); found != unmatched.end()) {

@@ -2,6 +2,7 @@
 
 #include "builder/manifest.hpp"
 #include "bundle/error.hpp"
+#include "bundle/package_set.hpp"
 
 #include <cstdint>
 #include <filesystem>
@@ -40,6 +41,7 @@ struct LockedArtifact {
 struct Lock {
   BundleIdentity bundle;
   std::vector<LockedArtifact> artifacts; // sorted by component, version, arch
+  std::vector<PackageSet> package_sets;  // one per os-profile and arch, in manifest order
 };
 
 std::string format_lock(const Lock& lock);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <ranges>
 #include <regex>
 #include <set>
 #include <spdlog/spdlog.h>
@@ -29,69 +30,8 @@ const std::regex k_tag_pattern("[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}");
 const std::regex k_hex_pattern("[0-9a-f]{64}");
 const std::regex k_install_pattern("[A-Za-z0-9][A-Za-z0-9._+-]*");
 
-using Keys = std::initializer_list<const char*>;
-
-// A YAML file read for its problems: null when it could not be read or parsed.
-YAML::Node load_yaml(const fs::path& path, Problems& problems) {
-  auto text = read_text_file(path, 16 << 20);
-  if (!text) {
-    problems.add(text.error().message());
-    return {};
-  }
-  try {
-    auto root = YAML::Load(*text);
-    if (!root.IsMap()) {
-      problems.add(root, "expected a mapping of keys");
-      return {};
-    }
-    return root;
-  } catch (const YAML::Exception& e) {
-    problems.add_exception(e);
-    return {};
-  }
-}
-
-std::string key_of(const YAML::const_iterator::value_type& item) {
-  return item.first.as<std::string>("");
-}
-
-void check_keys(const YAML::Node& node, Keys allowed, std::string_view where, Problems& problems) {
-  for (const auto& item : node) {
-    auto key = key_of(item);
-    if (std::ranges::none_of(allowed, [&](const char* k) { return key == k; })) {
-      problems.add(item.first,
-                   fmt::format("{}unknown key '{}' (expected one of: {})", where, key, fmt::join(allowed, ", ")));
-    }
-  }
-}
-
 bool is_arch(std::string_view value) {
   return std::ranges::any_of(k_arches, [&](const char* a) { return value == a; });
-}
-
-std::string version_hint(std::string_view value) {
-  if (!value.empty() && value.front() == 'v') {
-    return fmt::format(" (write '{}', without the v)", value.substr(1));
-  }
-  return "";
-}
-
-// A scalar under `key` matching `pattern`; empty (and a problem) otherwise.
-std::string read_scalar(const YAML::Node& node, const char* key, const std::regex& pattern, std::string_view expected,
-                        Problems& problems, bool required = true) {
-  auto value = node[key];
-  if (!value) {
-    if (required) {
-      problems.add(node, fmt::format("'{}' is missing ({})", key, expected));
-    }
-    return {};
-  }
-  if (!value.IsScalar() || !std::regex_match(value.Scalar(), pattern)) {
-    auto text = value.IsScalar() ? value.Scalar() : std::string("not a scalar");
-    problems.add(value, fmt::format("{}: '{}' is not {}{}", key, text, expected, version_hint(text)));
-    return {};
-  }
-  return value.Scalar();
 }
 
 void check_arches(const YAML::Node& list, const std::vector<std::string>& arches, Problems& problems) {
@@ -113,14 +53,6 @@ void check_template(const YAML::Node& node, std::string_view text, Keys allowed,
       problems.add(node, fmt::format("unknown placeholder {{{}}} (known: {{{}}})", name, fmt::join(allowed, "}, {")));
     }
   }
-}
-
-std::string expand(std::string text, std::string_view name, std::string_view value) {
-  auto placeholder = fmt::format("{{{}}}", name);
-  for (auto at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder, at + value.size())) {
-    text.replace(at, placeholder.size(), value);
-  }
-  return text;
 }
 
 // --- manifests/catalogue.yaml ---------------------------------------------------------------
@@ -369,6 +301,30 @@ void read_pins(const YAML::Node& root, const std::map<std::string, ComponentSpec
 
 // --- the user's manifest -------------------------------------------------------------------------
 
+// packages: {closure: minimal|full|none, extra: [...]}
+void read_package_options(const YAML::Node& root, Plan& plan, Problems& problems) {
+  static const std::regex closure("minimal|full|none");
+  static const std::regex package_name("[A-Za-z0-9][A-Za-z0-9._+-]*");
+  auto packages = root["packages"];
+  if (!packages) {
+    return;
+  }
+  if (!packages.IsMap()) {
+    problems.add(packages, "packages: expected {closure: minimal|full|none, extra: [names]}");
+    return;
+  }
+  check_keys(packages, {"closure", "extra"}, "packages: ", problems);
+  if (packages["closure"]) {
+    plan.bundle.closure = read_scalar(packages, "closure", closure,
+                                      "minimal (over the OS's base set), full (for hosts stripped below a minimal "
+                                      "install) or none (no OS packages)",
+                                      problems);
+  }
+  if (packages["extra"]) {
+    plan.bundle.extra_packages = read_list(packages, "extra", package_name, "package names", problems);
+  }
+}
+
 struct UserManifest {
   YAML::Node root;
   std::string kubernetes;
@@ -378,7 +334,8 @@ struct UserManifest {
 
 void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, Problems& problems) {
   check_keys(root,
-             {"name", "version", "kubernetes", "arches", "os_profiles", "roles", "components", "versions", "checksums"},
+             {"name", "version", "kubernetes", "arches", "os_profiles", "roles", "components", "versions", "checksums",
+              "packages"},
              "", problems);
   plan.bundle.name = read_scalar(root, "name", k_name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
   plan.bundle.version = read_scalar(root, "version", k_bundle_version_pattern, "a version like '1.0.0'", problems);
@@ -402,6 +359,7 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
     user.components = read_list(root, "components", k_name_pattern, "component names", problems);
   }
   read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", user.versions, problems);
+  read_package_options(root, plan, problems);
 }
 
 // "1.32" of "1.32.10" or "1.32.0-rc.1".
@@ -576,7 +534,31 @@ fs::path default_manifests_dir() {
   return KUBEXM_SOURCE_MANIFESTS;
 }
 
-Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir) {
+// The profiles and package sets a plan with OS packages needs.
+void read_package_plan(Plan& plan, const fs::path& os_profiles_dir, Problems& problems) {
+  if (plan.bundle.closure == "none" || plan.bundle.os_profiles.empty()) {
+    return;
+  }
+  auto dir = os_profiles_dir.empty() ? default_os_profiles_dir() : os_profiles_dir;
+  auto profiles = load_os_profiles(dir, plan.bundle.os_profiles);
+  auto sets = load_package_sets(dir);
+  if (!profiles || !sets) {
+    problems.add((profiles ? sets.error() : profiles.error()).message());
+    return;
+  }
+  for (const auto& profile : *profiles) {
+    for (const auto& arch : plan.bundle.arches) {
+      if (!profile.arches.contains(arch)) {
+        problems.add(fmt::format("os_profiles: {} has no packages for {} (it has {})", profile.name, arch,
+                                 fmt::join(std::views::keys(profile.arches), ", ")));
+      }
+    }
+  }
+  plan.profiles = std::move(*profiles);
+  plan.package_sets = std::move(*sets);
+}
+
+Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, const fs::path& os_profiles_dir) {
   Plan plan;
   plan.manifest_path = manifest;
   Problems user_problems(manifest.string());
@@ -615,8 +597,11 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir) 
   if (catalogue_problems.empty() && release.root) {
     expand_artifacts(catalogue, release, user, catalogue_pins, manifest_pins, plan, user_problems);
   }
+  Problems profile_problems("");
+  read_package_plan(plan, os_profiles_dir, profile_problems);
   Problems all("");
-  for (const auto* part : {&user_problems, &catalogue_problems, &checksum_problems, &release_problems}) {
+  for (const auto* part :
+       {&user_problems, &catalogue_problems, &checksum_problems, &release_problems, &profile_problems}) {
     all.merge(*part);
   }
   if (auto status = all.status(ErrorKind::usage); !status) {

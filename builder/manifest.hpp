@@ -1,5 +1,6 @@
 #pragma once
 
+#include "builder/os_profile.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>
@@ -74,6 +75,8 @@ struct BundleIdentity {
   std::vector<std::string> os_profiles;
   std::vector<std::string> roles;
   std::map<std::string, std::string> images; // image -> tag that goes with this Kubernetes
+  std::string closure = "minimal";           // OS packages: minimal (over the base set), full, none
+  std::vector<std::string> extra_packages;   // distribution package names added to every role
 
   bool operator==(const BundleIdentity&) const = default;
 };
@@ -83,11 +86,15 @@ struct Plan {
   std::filesystem::path manifest_path;
   BundleIdentity bundle;
   std::vector<Artifact> artifacts; // sorted by component, version, arch
+  std::vector<OsProfile> profiles; // bundle.os_profiles, read (empty when closure is none)
+  PackageSets package_sets;
 };
 
-// Reads MANIFEST and the catalogue, release and checksum files under `manifests_dir`. Every
-// problem of every file is reported in one error, each with its file and line.
-Result<Plan> load_plan(const std::filesystem::path& manifest, const std::filesystem::path& manifests_dir);
+// Reads MANIFEST and the catalogue, release and checksum files under `manifests_dir`, and
+// the OS profiles it names under `os_profiles_dir` (default: default_os_profiles_dir()).
+// Every problem of every file is reported in one error, each with its file and line.
+Result<Plan> load_plan(const std::filesystem::path& manifest, const std::filesystem::path& manifests_dir,
+                       const std::filesystem::path& os_profiles_dir = {});
 
 // The manifests directory to use when none is given: $KUBEXM_MANIFESTS, else
 // share/kubexm/manifests beside an installed builder, else the source tree's.

@@ -15,7 +15,7 @@ namespace {
 constexpr std::array k_arches{"amd64", "arm64"};
 constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
 constexpr std::array k_keys{"name",   "version",     "format", "created_by", "source_date_epoch",
-                            "arches", "os_profiles", "roles",  "components"};
+                            "arches", "os_profiles", "roles",  "components", "packages"};
 constexpr std::array k_component_keys{"name", "version", "arches", "files"};
 
 template <std::size_t N> bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
@@ -132,6 +132,42 @@ void read_components(const YAML::Node& root, BundleInfo& info, Problems& problem
   }
 }
 
+void read_package_targets(const YAML::Node& root, BundleInfo& info, Problems& problems) {
+  static const std::regex word_pattern("[A-Za-z0-9][A-Za-z0-9._-]*");
+  static const std::regex path_pattern("packages/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+");
+  static const std::regex glob_pattern("[A-Za-z0-9.*?_-]+");
+  auto node = root["packages"];
+  if (!node) {
+    return;
+  }
+  if (!node.IsSequence()) {
+    problems.add(node, "packages: expected a list of {profile, path, format, arches, id, like, version_id}");
+    return;
+  }
+  for (const auto& item : node) {
+    if (!item.IsMap()) {
+      problems.add(item, "packages: expected {profile, path, format, arches, id, like, version_id}");
+      continue;
+    }
+    check_keys(item, {"profile", "path", "format", "arches", "id", "like", "version_id"}, "packages: ", problems);
+    PackageTargetRecord record;
+    record.profile = read_string(item, "profile", word_pattern, "an os-profile name", problems);
+    record.path = read_string(item, "path", path_pattern, "packages/<os>/<version>", problems);
+    record.format = read_string(item, "format", word_pattern, "deb or rpm", problems);
+    if (!record.format.empty() && record.format != "deb" && record.format != "rpm") {
+      problems.add(item["format"], fmt::format("packages: format '{}' is not deb or rpm", record.format));
+    }
+    record.arches = read_list(item, "arches", word_pattern, "arches", problems);
+    check_members(item, "arches", record.arches, k_arches, problems);
+    record.ids = read_list(item, "id", word_pattern, "os-release IDs", problems);
+    if (item["like"] && item["like"].size() > 0) {
+      record.like = read_list(item, "like", word_pattern, "os-release ID_LIKE values", problems);
+    }
+    record.version_id = read_string(item, "version_id", glob_pattern, "a VERSION_ID glob", problems);
+    info.packages.push_back(std::move(record));
+  }
+}
+
 void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
   static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
   static const std::regex version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
@@ -146,6 +182,7 @@ void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Pr
   info.roles = read_list(root, "roles", word_pattern, "roles", problems);
   check_members(root, "roles", info.roles, k_roles, problems);
   read_components(root, info, problems);
+  read_package_targets(root, info, problems);
 }
 
 } // namespace
@@ -195,12 +232,31 @@ std::string format_bundle_info(const BundleInfo& info) {
     }
     out << YAML::EndSeq;
   }
+  if (!info.packages.empty()) {
+    out << YAML::Key << "packages" << YAML::Value << YAML::BeginSeq;
+    for (const auto& target : info.packages) {
+      out << YAML::Flow << YAML::BeginMap;
+      out << YAML::Key << "profile" << YAML::Value << target.profile;
+      out << YAML::Key << "path" << YAML::Value << target.path;
+      out << YAML::Key << "format" << YAML::Value << target.format;
+      out << YAML::Key << "arches" << YAML::Value << YAML::Flow << target.arches;
+      out << YAML::Key << "id" << YAML::Value << YAML::Flow << target.ids;
+      out << YAML::Key << "like" << YAML::Value << YAML::Flow << target.like;
+      out << YAML::Key << "version_id" << YAML::Value << YAML::DoubleQuoted << target.version_id;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 
 std::string ComponentRecord::member_path(std::string_view arch, std::string_view file) const {
   return fmt::format("bin/{}/{}/{}/{}", arch, name, version, file);
+}
+
+std::string PackageTargetRecord::set_path(std::string_view arch) const {
+  return fmt::format("{}/{}/kubexm-packages.json", path, arch);
 }
 
 std::string archive_file_name(const BundleInfo& info) {

@@ -24,6 +24,9 @@ inline constexpr int k_format_version = 1;
 //   roles: [master, worker]         # non-empty subset of master, worker, etcd, lb
 //   components:                     # optional: binaries under bin/<arch>/<name>/<version>/<file>
 //     - {name: etcd, version: 3.5.16, arches: [amd64, arm64], files: [etcd, etcdctl, etcdutl]}
+//   packages:                       # optional: OS packages under <path>/<arch>/ (see package_set.hpp)
+//     - {profile: debian-12, path: packages/debian/12, format: deb, arches: [amd64, arm64],
+//        id: [debian], like: [], version_id: "12*"}
 struct ComponentRecord {
   std::string name;
   std::string version;
@@ -32,6 +35,21 @@ struct ComponentRecord {
 
   // "bin/<arch>/<name>/<version>/<file>": where a file of this component is in the bundle.
   std::string member_path(std::string_view arch, std::string_view file) const;
+};
+
+// The OS packages a bundle carries for one os-profile, and how the installer recognises a
+// host of that profile from its /etc/os-release (ID or ID_LIKE, and a VERSION_ID glob).
+struct PackageTargetRecord {
+  std::string profile;
+  std::string path;   // "packages/debian/12"
+  std::string format; // deb, rpm
+  std::vector<std::string> arches;
+  std::vector<std::string> ids;
+  std::vector<std::string> like;
+  std::string version_id;
+
+  // "<path>/<arch>/kubexm-packages.json": the package set of one arch.
+  std::string set_path(std::string_view arch) const;
 };
 
 struct BundleInfo {
@@ -44,6 +62,7 @@ struct BundleInfo {
   std::vector<std::string> os_profiles;
   std::vector<std::string> roles;
   std::vector<ComponentRecord> components;
+  std::vector<PackageTargetRecord> packages;
 };
 
 // Every problem of a tree whose bundle.yaml lists component files that are missing or not
@@ -56,6 +75,13 @@ template <typename IsFile> std::vector<std::string> missing_component_files(cons
         if (auto path = component.member_path(arch, file); !is_file(path)) {
           missing.push_back(std::move(path));
         }
+      }
+    }
+  }
+  for (const auto& target : info.packages) {
+    for (const auto& arch : target.arches) {
+      if (auto path = target.set_path(arch); !is_file(path)) {
+        missing.push_back(std::move(path));
       }
     }
   }

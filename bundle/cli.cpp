@@ -44,6 +44,7 @@ ExitStatus status_for(const Error& error) {
   case ErrorKind::interrupted:
     return ExitStatus::interrupted;
   case ErrorKind::failure:
+  case ErrorKind::not_found:
     break;
   }
   return ExitStatus::error;

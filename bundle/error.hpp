@@ -13,6 +13,7 @@ enum class ErrorKind {
   usage,        // the command line was wrong
   verification, // a bundle failed verification: tampered, truncated or unsafe
   interrupted,  // SIGINT or SIGTERM arrived
+  not_found,    // a server has no such file (HTTP 404 or 410): a caller may try another
 };
 
 // An error carried as a value: what failed, with context added on the way up

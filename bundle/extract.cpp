@@ -155,11 +155,54 @@ private:
   OrderedWorker<Op> m_worker;
 };
 
+// Which members an extraction writes: all, or one directory and the directories above it.
+class Scope {
+public:
+  explicit Scope(std::string_view only) : m_only(only) {}
+  bool includes(std::string_view path) const {
+    if (m_only.empty() || path == m_only) {
+      return true;
+    }
+    auto inside = path.size() > m_only.size() && path.starts_with(m_only) && path[m_only.size()] == '/';
+    auto above = m_only.size() > path.size() && m_only.starts_with(path) && m_only[path.size()] == '/';
+    return inside || above;
+  }
+
+private:
+  std::string m_only;
+};
+
+// Passes on the members in scope; the others are still read and verified by the reader.
+class ScopedSink final : public EntrySink {
+public:
+  ScopedSink(EntrySink& target, const Scope& scope) : m_target(target), m_scope(scope) {}
+  Status directory(const IndexEntry& entry) override {
+    return m_scope.includes(entry.path) ? m_target.directory(entry) : Status{};
+  }
+  Status begin_file(const IndexEntry& entry) override {
+    m_passing = m_scope.includes(entry.path);
+    return m_passing ? m_target.begin_file(entry) : Status{};
+  }
+  Status file_data(std::span<const std::byte> bytes) override {
+    return m_passing ? m_target.file_data(bytes) : Status{};
+  }
+  Status end_file() override { return m_passing ? m_target.end_file() : Status{}; }
+  Status flush() override { return m_target.flush(); }
+
+private:
+  EntrySink& m_target;
+  const Scope& m_scope;
+  bool m_passing = false;
+};
+
 // What differs between an extracted bundle and its index, by kind, size and mode (a stat
 // per member: 0.1 s for 105k members, where hashing them again would take seconds).
-std::vector<std::string> damaged_members(const fs::path& target, const BundleHeader& header) {
+std::vector<std::string> damaged_members(const fs::path& target, const BundleHeader& header, const Scope& scope) {
   std::vector<std::string> damaged;
   for (const auto& entry : header.index) {
+    if (!scope.includes(entry.path)) {
+      continue;
+    }
     struct stat st {};
     bool is_dir = entry.kind == EntryKind::directory;
     if (::lstat((target / entry.path).c_str(), &st) != 0) {
@@ -176,7 +219,7 @@ std::vector<std::string> damaged_members(const fs::path& target, const BundleHea
 }
 
 // A target that exists may be empty or hold exactly this bundle already, intact.
-Result<bool> target_holds(const fs::path& target, const BundleHeader& header) {
+Result<bool> target_holds(const fs::path& target, const BundleHeader& header, const Scope& scope) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(target, ec))) {
     return false;
@@ -192,7 +235,7 @@ Result<bool> target_holds(const fs::path& target, const BundleHeader& header) {
     return fail("{} exists and holds {}; extract into a new or empty directory, or remove it first", target.string(),
                 sums ? "a different bundle" : "other files");
   }
-  auto damaged = damaged_members(target, header);
+  auto damaged = damaged_members(target, header, scope);
   if (!damaged.empty()) {
     auto shown = std::min<std::size_t>(damaged.size(), 5);
     return fail("{} holds this bundle but {} members changed since it was extracted: {}{}; remove it and "
@@ -232,13 +275,21 @@ Result<UniqueFd> make_staging(const fs::path& staging) {
   return dir;
 }
 
-Status check_free_space(const fs::path& directory, const BundleHeader& header) {
+Status check_free_space(const fs::path& directory, const BundleHeader& header, const Scope& scope) {
   struct statvfs stats {};
   if (::statvfs(directory.c_str(), &stats) != 0) {
     return {}; // cannot tell; the writes themselves will fail clearly if space runs out
   }
+  std::uint64_t bytes = 0;
+  std::uint64_t entries = 0;
+  for (const auto& entry : header.index) {
+    if (scope.includes(entry.path)) {
+      bytes += entry.size;
+      ++entries;
+    }
+  }
   // Each file and directory takes at least one block beyond its bytes.
-  std::uint64_t needed = header.file_bytes + (header.file_count + header.directory_count) * stats.f_frsize;
+  std::uint64_t needed = bytes + entries * stats.f_frsize;
   std::uint64_t available = std::uint64_t{stats.f_bavail} * stats.f_frsize;
   if (needed > available) {
     return fail("not enough space in {}: the bundle needs {}, {} is free", directory.string(), human_bytes(needed),
@@ -294,12 +345,13 @@ Status write_metadata(DiskSink& sink, const BundleHeader& header) {
 }
 
 Status extract_members(BundleReader& reader, const BundleHeader& header, int staging_fd, const fs::path& staging,
-                       const fs::path& target) {
+                       const fs::path& target, const Scope& scope) {
   DiskSink disk(staging_fd, header.info.source_date_epoch.value_or(0));
   if (auto status = write_metadata(disk, header); !status) {
     return status;
   }
-  ThreadedSink sink(disk);
+  ThreadedSink threaded(disk);
+  ScopedSink sink(threaded, scope);
   if (auto status = reader.read_members(sink); !status) {
     return status;
   }
@@ -311,7 +363,9 @@ Status extract_members(BundleReader& reader, const BundleHeader& header, int sta
 
 } // namespace
 
-Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& target_argument, Progress* progress) {
+Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& target_argument, Progress* progress,
+                                     std::string_view only) {
+  Scope scope(only);
   fs::path target = fs::absolute(target_argument).lexically_normal();
   if (!target.has_filename()) {
     target = target.parent_path();
@@ -327,14 +381,14 @@ Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& tar
   if (!header) {
     return std::unexpected(header.error());
   }
-  auto present = target_holds(target, **header);
+  auto present = target_holds(target, **header, scope);
   if (!present) {
     return std::unexpected(present.error());
   }
   if (*present) {
     return ExtractReport{ExtractOutcome::already_present, (*reader)->release_header()};
   }
-  if (auto status = check_free_space(target.parent_path(), **header); !status) {
+  if (auto status = check_free_space(target.parent_path(), **header, scope); !status) {
     return std::unexpected(status.error());
   }
   fs::path staging = target.parent_path() / fmt::format(".{}.kubexm-staging", target.filename().string());
@@ -342,7 +396,7 @@ Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& tar
   if (!staging_fd) {
     return std::unexpected(staging_fd.error());
   }
-  auto status = extract_members(**reader, **header, staging_fd->get(), staging, target);
+  auto status = extract_members(**reader, **header, staging_fd->get(), staging, target, scope);
   if (!status) {
     staging_fd->reset();
     (void)remove_tree(staging);

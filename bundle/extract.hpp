@@ -25,8 +25,11 @@ struct ExtractReport {
 // interrupt, the staging directory is removed and the target is as it was. A target that
 // exists must be empty or hold the same bundle (same SHA256SUMS). A staging directory
 // left by a killed run is recognised by its marker and replaced.
+// With `only` (a member directory such as "packages/debian/12/amd64"), the whole bundle is
+// still verified, but only that directory (and the directories above it) is written, with
+// the bundle's metadata files; "already holds this bundle" then concerns that part.
 Result<ExtractReport> extract_bundle(const std::filesystem::path& bundle, const std::filesystem::path& target,
-                                     Progress* progress);
+                                     Progress* progress, std::string_view only = {});
 
 // The name of the marker file inside a staging directory; pack refuses it as a member.
 inline constexpr std::string_view k_staging_marker = ".kubexm-staging";

@@ -24,7 +24,9 @@ public:
     }
     m_lines.push_back(fmt::format("{}: line {}: {}", m_what, node.Mark().line + 1, message));
   }
-  void add(std::string_view message) { m_lines.push_back(fmt::format("{}: {}", m_what, message)); }
+  void add(std::string_view message) {
+    m_lines.push_back(m_what.empty() ? std::string(message) : fmt::format("{}: {}", m_what, message));
+  }
   void add_exception(const YAML::Exception& e) {
     m_lines.push_back(fmt::format("{}: line {}: {}", m_what, e.mark.line + 1, e.msg));
   }

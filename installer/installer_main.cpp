@@ -5,6 +5,7 @@
 #include "bundle/reader.hpp"
 #include "bundle/report.hpp"
 #include "installer/locate.hpp"
+#include "installer/packages.hpp"
 
 #include <filesystem>
 #include <optional>
@@ -20,6 +21,9 @@ struct InstallerOptions {
   std::optional<fs::path> bundle;
   bool json = false;
   fs::path target;
+  std::string role;
+  fs::path root = "/";
+  bool dry_run = false;
 };
 
 Status run_verify(const InstallerOptions& options) {
@@ -80,6 +84,20 @@ Status run_extract(const InstallerOptions& options) {
                                   human_bytes(header.file_bytes), to_hex(header.digest)));
 }
 
+Status run_packages(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto progress = make_progress(options.common, "install");
+  PackagesRequest request{*path, options.role, options.root, options.dry_run, options.json, progress.get()};
+  auto report = install_packages(request);
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
+
 // The subcommands, in the order --help lists them (ninja's kTools[]).
 struct Command {
   const char* name;
@@ -92,6 +110,11 @@ constexpr Command k_commands[] = {
     {"list", "List the bundle's files with sizes and SHA-256 (from its verified index)", run_list},
     {"info", "Show bundle.yaml, the aggregate digest and the trailer", run_info},
     {"extract", "Verify and extract into DIR (staged next to DIR, moved into place at the end)", run_extract},
+    {"packages",
+     "Install the OS packages of a role from the bundle, offline: detects the host's OS and arch, checks that the "
+     "base packages the closure relies on are there before changing anything, installs what is missing with the "
+     "host's apt or rpm, and checks the result",
+     run_packages},
 };
 
 } // namespace
@@ -113,6 +136,17 @@ int installer_main(int argc, char** argv) {
   for (const auto& command : k_commands) {
     auto* sub = app.add_subcommand(command.name, command.help);
     sub->callback([&chosen, &command] { chosen = &command; });
+    if (std::string_view(command.name) == "packages") {
+      sub->add_option("--role", options.role, "The host's role: master, worker, etcd or lb")
+          ->required()
+          ->check(CLI::IsMember({"master", "worker", "etcd", "lb"}));
+      sub->add_option("--root", options.root,
+                      "The host's root directory (default /): another root is inspected there and installed "
+                      "into with chroot (apt) or rpm --root")
+          ->check(CLI::ExistingDirectory);
+      sub->add_flag("--dry-run", options.dry_run, "Check and show what would be installed; change nothing");
+      sub->add_flag("--json", options.json, "Machine-readable report");
+    }
     if (std::string_view(command.name) == "list" || std::string_view(command.name) == "info") {
       sub->add_flag("--json", options.json, "Machine-readable output");
     }

@@ -105,3 +105,11 @@ site_manifest() {
   shift
   { cat "$KUBEXM_SOURCE/manifests/demo.yaml"; printf '%s\n' "$@"; cat "$MIRROR_ROOT/checksums.yaml"; } >"$out"
 }
+
+# binaries_manifest OUT [extra yaml]: the demo manifest without OS packages (the tests of
+# binaries do not serve a distribution mirror).
+binaries_manifest() {
+  local out=$1
+  shift
+  site_manifest "$out" "packages: {closure: none}" "$@"
+}

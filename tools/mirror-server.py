@@ -15,6 +15,8 @@ support (206 Partial Content) and faults to order, for tests and the demo.
   --redirect RE      matching paths answer 302 to /_objects/PATH, which serves the file,
                      as GitHub sends release assets to objects.githubusercontent.com
   --tls CERT KEY     serve HTTPS with this certificate
+  --mount PREFIX=DIR serve DIR under the URL path PREFIX as well (repeatable), e.g. a
+                     distribution mirror beside the release downloads
 """
 
 import argparse
@@ -68,6 +70,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     root = "."
     faults = None
     log_file = None
+    mounts = []
 
     def log_message(self, format, *args):
         pass
@@ -136,8 +139,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(302, headers=[("Location", "/_objects" + path)])
         if self.faults.ignore_range and self.faults.ignore_range.search(path) and "Range" in self.headers:
             del self.headers["Range"]
-        local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
-        if not local.startswith(self.root + os.sep) or not os.path.isfile(local):
+        root, rest = self.root, path
+        for prefix, directory in self.mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                root, rest = directory, path[len(prefix):]
+                break
+        local = os.path.realpath(os.path.join(root, rest.lstrip("/")))
+        if not local.startswith(root + os.sep) or not os.path.isfile(local):
             return self.answer(404, b"not found\n")
         faulty = any(f and f.search(path) for f in (self.faults.corrupt, self.faults.drop, self.faults.slow))
         if not faulty:
@@ -197,8 +205,11 @@ def main():
     parser.add_argument("--slow")
     parser.add_argument("--redirect")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--mount", action="append", default=[])
     args = parser.parse_args()
     Handler.root = os.path.realpath(args.root)
+    mounts = [m.split("=", 1) for m in args.mount]
+    Handler.mounts = sorted((("/" + p.strip("/"), os.path.realpath(d)) for p, d in mounts), key=lambda m: -len(m[0]))
     Handler.faults = Faults(args)
     Handler.log_file = args.log
     server = Server(("127.0.0.1", args.port), Handler)

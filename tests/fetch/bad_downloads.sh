@@ -6,7 +6,7 @@
 source "$(dirname "$0")/../lib.sh"
 
 ensure_mirror
-site_manifest "$WORK/site.yaml"
+binaries_manifest "$WORK/site.yaml"
 
 # cache_is_clean DIR: every object in the cache has the digest it is filed under.
 cache_is_clean() {
@@ -45,7 +45,7 @@ pass "a cut connection resumes where it stopped"
 
 # 3. A file the upstream does not have: the component, version, arch and URL are named.
 start_mirror "$MIRROR_ROOT"
-site_manifest "$WORK/missing.yaml" "components: [crictl]" "versions: {crictl: 1.32.9}"
+binaries_manifest "$WORK/missing.yaml" "components: [crictl]" "versions: {crictl: 1.32.9}"
 expect_failure 1 "crictl 1.32.9 amd64: checksum file: .*crictl-v1.32.9-linux-amd64.tar.gz.sha256.*: HTTP 404 Not Found" \
   "$BUILDER" build -f "$WORK/missing.yaml" -o "$WORK/out-404" --cache "$WORK/c3" "${MIRRORS[@]}" --allow-unpinned
 grep -q "crictl 1.32.9 arm64" "$WORK/stderr" || fail "the arm64 404 is not reported alongside the amd64 one"
@@ -61,7 +61,7 @@ start_mirror "$WORK/swapped"
 digest=$(cat "$k8s/arm64/kubelet.sha256")
 {
   cat "$KUBEXM_SOURCE/manifests/demo.yaml"
-  printf 'components: [kubelet]\nchecksums:\n  kubelet:\n    1.32.10: {amd64: %s, arm64: %s}\n' "$digest" "$digest"
+  printf 'components: [kubelet]\npackages: {closure: none}\nchecksums:\n  kubelet:\n    1.32.10: {amd64: %s, arm64: %s}\n' "$digest" "$digest"
 } >"$WORK/kubelet.yaml"
 expect_failure 3 "kubelet 1.32.10 arm64: http://127.0.0.1:$MIRROR_PORT/dl.k8s.io/release/v1.32.10/bin/linux/arm64/kubelet: kubelet is an x86-64 \(amd64\) binary, but it is filed under arm64; refusing it" \
   "$BUILDER" build -f "$WORK/kubelet.yaml" -o "$WORK/out-elf" --cache "$WORK/c4" "${MIRRORS[@]}"
@@ -71,14 +71,16 @@ pass "an amd64 binary served as arm64 is refused by its ELF header"
 # 5. The mirror's files are not upstream's: against the catalogue's pinned digests (the real
 # upstream values) the builder refuses them, naming the checksum file and both digests.
 start_mirror "$MIRROR_ROOT"
+{ cat "$KUBEXM_SOURCE/manifests/demo.yaml"; echo "packages: {closure: none}"; } >"$WORK/upstream-pins.yaml"
 expect_failure 3 "runc 1.3.4 amd64: the upstream checksum file http://127.0.0.1:$MIRROR_PORT/github.com/opencontainers/runc/releases/download/v1.3.4/runc.sha256sum says [0-9a-f]{64}, but the catalogue pins 5966ca40b6187b30e33bfc299c5f1fe72e8c1aa01cf3fefdadf391668f47f103; refusing" \
-  "$BUILDER" build -f "$KUBEXM_SOURCE/manifests/demo.yaml" -o "$WORK/out-pins" --cache "$WORK/c5" "${MIRRORS[@]}"
+  "$BUILDER" build -f "$WORK/upstream-pins.yaml" -o "$WORK/out-pins" --cache "$WORK/c5" "${MIRRORS[@]}"
 [ "$(grep -c 'but the catalogue pins' "$WORK/stderr")" -eq 20 ] || fail "not every one of the 20 disagreements was reported"
 [ ! -d "$WORK/c5/sha256" ] || [ -z "$(find "$WORK/c5/sha256" -type f)" ] || fail "files were downloaded despite the pins"
 pass "a mirror whose content disagrees with the pinned digests is refused"
 
 # 6. A version with no pin needs --allow-unpinned, and the lock says it was unpinned.
-{ cat "$KUBEXM_SOURCE/manifests/demo.yaml"; echo "components: [kube-proxy]"; } >"$WORK/unpinned.yaml"
+{ cat "$KUBEXM_SOURCE/manifests/demo.yaml"; echo "components: [kube-proxy]"; echo "packages: {closure: none}"; } \
+  >"$WORK/unpinned.yaml"
 expect_failure 2 "no pinned SHA-256 for kube-proxy 1.32.10 amd64, kube-proxy 1.32.10 arm64: add them under 'checksums:'" \
   "$BUILDER" resolve -f "$WORK/unpinned.yaml" -o "$WORK/unpinned.lock" --cache "$WORK/c6" "${MIRRORS[@]}"
 "$BUILDER" resolve -f "$WORK/unpinned.yaml" -o "$WORK/unpinned.lock" --cache "$WORK/c6" "${MIRRORS[@]}" \
@@ -96,7 +98,7 @@ pass "an unreachable mirror is a clear error"
 # next run resumes it with a Range request instead of starting again.
 start_mirror "$MIRROR_ROOT" --slow 'bin/linux/amd64/kubectl$'
 {
-  printf 'name: k\nversion: "1"\nkubernetes: 1.32.10\narches: [amd64]\nos_profiles: [debian-12]\ncomponents: [kubectl]\n'
+  printf 'name: k\nversion: "1"\nkubernetes: 1.32.10\narches: [amd64]\nos_profiles: [debian-12]\ncomponents: [kubectl]\npackages: {closure: none}\n'
   cat "$MIRROR_ROOT/checksums.yaml"
 } >"$WORK/kubectl.yaml"
 : >"$WORK/server.log"
@@ -150,7 +152,7 @@ pass "http_proxy and no_proxy from the environment are honoured"
 # 11. A cut connection whose retry meets a server that ignores Range (it answers 200 with
 # the whole file): the file is started over and completes.
 {
-  printf 'name: k\nversion: "1"\nkubernetes: 1.32.10\narches: [arm64]\nos_profiles: [debian-12]\ncomponents: [kubectl]\n'
+  printf 'name: k\nversion: "1"\nkubernetes: 1.32.10\narches: [arm64]\nos_profiles: [debian-12]\ncomponents: [kubectl]\npackages: {closure: none}\n'
   cat "$MIRROR_ROOT/checksums.yaml"
 } >"$WORK/kubectl-arm64.yaml"
 start_mirror "$MIRROR_ROOT" --drop-once 'arm64/kubectl$' --ignore-range 'arm64/kubectl$'

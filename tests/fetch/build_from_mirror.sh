@@ -7,7 +7,7 @@ source "$(dirname "$0")/../lib.sh"
 ensure_mirror
 # GitHub answers release downloads with a redirect to its object store: so does the mirror.
 start_mirror "$MIRROR_ROOT" --redirect '^/github\.com/.*/releases/download/'
-site_manifest "$WORK/site.yaml"
+binaries_manifest "$WORK/site.yaml"
 CACHE="$WORK/cache"
 
 # 1. A clean build: resolve, download, verify, arch-check, pack.
@@ -96,7 +96,7 @@ pass "fetch --lock fills the cache once"
 # manifest is refused with the difference and the command that fixes it.
 "$BUILDER" -q resolve -f "$WORK/site.yaml" -o "$WORK/resolved.lock" --cache "$CACHE" "${MIRRORS[@]}" >/dev/null
 cmp "$WORK/resolved.lock" "$WORK/out1/kubexm.lock" || fail "resolve and build wrote different locks"
-site_manifest "$WORK/changed.yaml" "versions: {crictl: 1.31.1}"
+binaries_manifest "$WORK/changed.yaml" "versions: {crictl: 1.31.1}"
 expect_failure 2 "not in the lock: crictl 1.31.1 amd64.*|kubexm-builder resolve -f" \
   "$BUILDER" build -f "$WORK/changed.yaml" --lock "$WORK/out1/kubexm.lock" -o "$WORK/out3" --cache "$CACHE"
 grep -q "no longer in the manifest: crictl 1.32.0 arm64" "$WORK/stderr" || fail "the stale lock's extra entry is not named"

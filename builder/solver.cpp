@@ -1,0 +1,289 @@
+#include "builder/solver.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
+// libsolv's extension headers (repo_deb.h, repo_rpmmd.h) declare C functions without
+// extern "C"; its Solvable has a member named `requires`, a keyword since C++20.
+#define requires requires_
+extern "C" {
+#include <solv/knownid.h>
+#include <solv/pool.h>
+#include <solv/poolarch.h>
+#include <solv/repo.h>
+#include <solv/repo_deb.h>
+#include <solv/repo_rpmmd.h>
+#include <solv/solver.h>
+#include <solv/transaction.h>
+}
+#undef requires
+
+namespace kubexm {
+
+namespace {
+
+// A read-only FILE* over text in memory, closed on destruction.
+struct MemoryFile {
+  explicit MemoryFile(std::string_view text)
+      : file(text.empty() ? nullptr : ::fmemopen(const_cast<char*>(text.data()), text.size(), "r")) {}
+  ~MemoryFile() {
+    if (file != nullptr) {
+      std::fclose(file);
+    }
+  }
+  MemoryFile(const MemoryFile&) = delete;
+  MemoryFile& operator=(const MemoryFile&) = delete;
+  FILE* file;
+};
+
+// An initialised libsolv queue, freed on destruction.
+struct SolvQueue {
+  SolvQueue() { queue_init(&q); }
+  ~SolvQueue() { queue_free(&q); }
+  SolvQueue(const SolvQueue&) = delete;
+  SolvQueue& operator=(const SolvQueue&) = delete;
+  Queue q;
+};
+
+bool is_reldep(Id id) {
+  return (static_cast<unsigned>(id) & 0x80000000u) != 0;
+}
+
+// GETRELDEP without its sign conversions.
+Reldep* reldep(Pool* pool, Id id) {
+  return pool->rels + (static_cast<unsigned>(id) ^ 0x80000000u);
+}
+
+} // namespace
+
+struct PackagePool::Impl {
+  Pool* pool = pool_create();
+  PackageFormat format;
+  std::vector<Repo*> repos;
+  std::vector<Id> favoured;
+  bool stale = true;
+
+  ~Impl() { pool_free(pool); }
+
+  Status load(Repo* repo, std::string_view index, std::string_view filelists) {
+    MemoryFile primary(index);
+    if (primary.file == nullptr) {
+      return index.empty() ? Status{} : fail("cannot read the index from memory");
+    }
+    int rc = format == PackageFormat::deb ? repo_add_debpackages(repo, primary.file, 0)
+                                          : repo_add_rpmmd(repo, primary.file, nullptr, 0);
+    if (rc != 0) {
+      return fail("libsolv cannot read the index: {}", pool_errstr(pool));
+    }
+    if (format == PackageFormat::rpm && !filelists.empty()) {
+      MemoryFile files(filelists);
+      if (repo_add_rpmmd(repo, files.file, nullptr, REPO_EXTEND_SOLVABLES) != 0) {
+        return fail("libsolv cannot read filelists.xml: {}", pool_errstr(pool));
+      }
+    }
+    repo_internalize(repo);
+    stale = true;
+    return {};
+  }
+
+  void prepare() {
+    if (!stale) {
+      return;
+    }
+    pool_addfileprovides(pool);
+    pool_createwhatprovides(pool);
+    if (format == PackageFormat::deb) {
+      favour_first_alternatives();
+    }
+    stale = false;
+  }
+
+  // apt takes the first alternative of "a | b" that can be installed; libsolv has no such
+  // preference of its own, so the providers of every first alternative are favoured.
+  void favour_first_alternatives() {
+    std::set<Id> chosen;
+    SolvQueue deps;
+    for (Id p = 2; p < pool->nsolvables; ++p) {
+      Solvable* s = pool->solvables + p;
+      if (s->repo == nullptr || s->repo == pool->installed) {
+        continue;
+      }
+      queue_empty(&deps.q);
+      solvable_lookup_deparray(s, SOLVABLE_REQUIRES, &deps.q, 0);
+      for (int i = 0; i < deps.q.count; ++i) {
+        Id dep = deps.q.elements[i];
+        if (!is_reldep(dep) || reldep(pool, dep)->flags != REL_OR) {
+          continue;
+        }
+        while (is_reldep(dep) && reldep(pool, dep)->flags == REL_OR) {
+          dep = reldep(pool, dep)->name;
+        }
+        Id provider = 0;
+        Id pp = 0;
+        FOR_PROVIDES(provider, pp, dep) {
+          chosen.insert(provider);
+        }
+      }
+    }
+    favoured.assign(chosen.begin(), chosen.end());
+  }
+
+  bool has_provider(Id id) {
+    Id provider = 0;
+    Id pp = 0;
+    FOR_PROVIDES(provider, pp, id) {
+      return true;
+    }
+    return false;
+  }
+
+  Result<RepoPackage> describe(Id p) {
+    Solvable* s = pool->solvables + p;
+    RepoPackage package;
+    package.name = pool_id2str(pool, s->name);
+    package.evr = pool_id2str(pool, s->evr);
+    package.arch = pool_id2str(pool, s->arch);
+    auto found = std::ranges::find(repos, s->repo);
+    package.repository = static_cast<std::size_t>(found - repos.begin());
+    unsigned medianr = 0;
+    const char* location = solvable_get_location(s, &medianr);
+    package.location = location != nullptr ? location : "";
+    Id type = 0;
+    const char* checksum = solvable_lookup_checksum(s, SOLVABLE_CHECKSUM, &type);
+    package.size = solvable_lookup_num(s, SOLVABLE_DOWNLOADSIZE, 0);
+    if (checksum == nullptr || type != REPOKEY_TYPE_SHA256) {
+      return fail("{}: the repository metadata gives no SHA-256 for it", package.key());
+    }
+    package.sha256 = checksum;
+    return package;
+  }
+
+  // The installed packages that requirements of the new ones count on.
+  std::vector<BaseReliance> reliances(const std::vector<Id>& added) {
+    std::map<std::string, BaseReliance> found;
+    if (pool->installed == nullptr) {
+      return {};
+    }
+    std::set<Id> added_set(added.begin(), added.end());
+    SolvQueue deps;
+    for (Id p : added) {
+      Solvable* s = pool->solvables + p;
+      queue_empty(&deps.q);
+      solvable_lookup_deparray(s, SOLVABLE_REQUIRES, &deps.q, 0);
+      for (int i = 0; i < deps.q.count; ++i) {
+        Id dep = deps.q.elements[i];
+        Id provider = 0;
+        Id pp = 0;
+        Id base = 0;
+        bool met_by_new = false;
+        FOR_PROVIDES(provider, pp, dep) {
+          met_by_new = met_by_new || added_set.contains(provider);
+          if (base == 0 && pool->solvables[provider].repo == pool->installed) {
+            base = provider;
+          }
+        }
+        if (met_by_new || base == 0) {
+          continue;
+        }
+        Solvable* b = pool->solvables + base;
+        std::string name = pool_id2str(pool, b->name);
+        found.try_emplace(
+            name, BaseReliance{name, pool_id2str(pool, b->evr),
+                               fmt::format("{} requires {}", pool_id2str(pool, s->name), pool_dep2str(pool, dep))});
+      }
+    }
+    std::vector<BaseReliance> out;
+    for (auto& [_, reliance] : found) {
+      out.push_back(std::move(reliance));
+    }
+    return out;
+  }
+};
+
+PackagePool::PackagePool(PackageFormat format, const std::string& arch) : m_impl(std::make_unique<Impl>()) {
+  m_impl->format = format;
+  // The dist type decides how versions compare and dependencies read: it must be set
+  // before the arch and before any repository is loaded.
+  pool_setdisttype(m_impl->pool, format == PackageFormat::deb ? DISTTYPE_DEB : DISTTYPE_RPM);
+  pool_setarch(m_impl->pool, arch.c_str());
+}
+
+PackagePool::~PackagePool() = default;
+
+Status PackagePool::add_repository(std::string_view name, std::string_view index, std::string_view filelists) {
+  Repo* repo = repo_create(m_impl->pool, std::string(name).c_str());
+  m_impl->repos.push_back(repo);
+  return m_impl->load(repo, index, filelists);
+}
+
+Status PackagePool::set_installed(std::string_view index, std::string_view filelists) {
+  Repo* repo = repo_create(m_impl->pool, "@System");
+  pool_set_installed(m_impl->pool, repo);
+  return m_impl->load(repo, index, filelists);
+}
+
+std::size_t PackagePool::size() const {
+  std::size_t count = 0;
+  for (Repo* repo : m_impl->repos) {
+    count += static_cast<std::size_t>(repo->nsolvables);
+  }
+  return count;
+}
+
+Result<Solution> PackagePool::solve(const std::vector<std::string>& names, std::string_view context) {
+  auto& impl = *m_impl;
+  impl.prepare();
+  Pool* pool = impl.pool;
+  std::vector<std::string> problems;
+  SolvQueue job;
+  for (const auto& name : names) {
+    Id id = pool_str2id(pool, name.c_str(), 0);
+    if (id == 0 || !impl.has_provider(id)) {
+      problems.push_back(fmt::format("{}: no package is called or provides '{}'", context, name));
+      continue;
+    }
+    // FORCEBEST as dnf's best=True: the newest version or a problem, never an older one silently.
+    queue_push2(&job.q, SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES | SOLVER_FORCEBEST, id);
+  }
+  for (Id p : impl.favoured) {
+    queue_push2(&job.q, SOLVER_FAVOR | SOLVER_SOLVABLE, p);
+  }
+  std::unique_ptr<Solver, decltype(&solver_free)> solver(solver_create(pool), solver_free);
+  solver_set_flag(solver.get(), SOLVER_FLAG_IGNORE_RECOMMENDED, 1);
+  int count = solver_solve(solver.get(), &job.q);
+  for (Id problem = 1; problem <= count; ++problem) {
+    problems.push_back(fmt::format("{}: {}", context, solver_problem2str(solver.get(), problem)));
+  }
+  if (!problems.empty()) {
+    return fail("{}", fmt::join(problems, "\n"));
+  }
+  std::unique_ptr<Transaction, decltype(&transaction_free)> transaction(solver_create_transaction(solver.get()),
+                                                                        transaction_free);
+  std::vector<Id> added;
+  for (int i = 0; i < transaction->steps.count; ++i) {
+    Id p = transaction->steps.elements[i];
+    if (pool->solvables[p].repo != pool->installed) {
+      added.push_back(p);
+    }
+  }
+  Solution solution;
+  std::vector<std::string> errors;
+  for (Id p : added) {
+    auto package = impl.describe(p);
+    if (!package) {
+      errors.push_back(fmt::format("{}: {}", context, package.error().message()));
+      continue;
+    }
+    solution.install.push_back(std::move(*package));
+  }
+  if (!errors.empty()) {
+    return fail("{}", fmt::join(errors, "\n"));
+  }
+  std::ranges::sort(solution.install, {}, [](const RepoPackage& p) { return std::tie(p.name, p.arch, p.evr); });
+  solution.relies_on = impl.reliances(added);
+  return solution;
+}
+
+} // namespace kubexm

@@ -1,0 +1,358 @@
+#include "installer/packages.hpp"
+
+#include "bundle/cli.hpp"
+#include "bundle/extract.hpp"
+#include "bundle/fs.hpp"
+#include "bundle/package_set.hpp"
+#include "bundle/process.hpp"
+#include "bundle/reader.hpp"
+#include "bundle/sha256.hpp"
+#include "installer/host.hpp"
+
+#include <algorithm>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+namespace kubexm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Where, as the host sees it, the installer keeps the package directory it installs from.
+constexpr std::string_view k_state_dir = "/var/lib/kubexm/packages";
+
+// A package of the role and what the host has of it.
+struct Planned {
+  const PackageRecord* package;
+  std::string installed; // the version the host has, if any
+  bool complete = true;
+};
+
+struct Plan {
+  std::vector<Planned> present; // at the locked version already
+  std::vector<Planned> install; // missing, another version, or half-installed
+  std::vector<BaseReliance> missing_base;
+  bool interrupted_before = false; // a package is half-installed: dpkg --configure -a first
+};
+
+bool same_arch(const PackageRecord& package, const InstalledPackage& installed) {
+  return package.arch == installed.arch || package.arch == "all" || package.arch == "noarch";
+}
+
+Plan plan_for(const PackageSet& set, const RolePackages& role,
+              const std::multimap<std::string, InstalledPackage>& installed) {
+  Plan plan;
+  for (const auto& file : role.install) {
+    const auto* package = set.find_file(file);
+    Planned planned{package, {}, true};
+    bool at_version = false;
+    auto [first, last] = installed.equal_range(package->name);
+    for (auto it = first; it != last; ++it) {
+      if (!same_arch(*package, it->second)) {
+        continue;
+      }
+      planned.installed = it->second.version;
+      planned.complete = it->second.complete;
+      at_version = it->second.version == package->evr && it->second.complete;
+    }
+    plan.interrupted_before = plan.interrupted_before || !planned.complete;
+    (at_version ? plan.present : plan.install).push_back(planned);
+  }
+  for (const auto& base : role.relies_on) {
+    auto found = installed.find(base.name);
+    if (found == installed.end() || !found->second.complete) {
+      plan.missing_base.push_back(base);
+    }
+  }
+  return plan;
+}
+
+// The bundle's package directory for this host, extracted (or found extracted already).
+struct Extracted {
+  fs::path dir;     // the extraction target
+  fs::path set_dir; // dir/packages/<os>/<version>/<arch>
+  bool created = false;
+};
+
+Result<Extracted> extract_set(const PackagesRequest& request, const BundleHeader& header, const Host& host,
+                              const std::string& set_path) {
+  Extracted out;
+  out.dir = host.at(k_state_dir);
+  out.set_dir = out.dir / set_path;
+  std::error_code ec;
+  out.created = !fs::exists(out.dir, ec);
+  if (!out.created) {
+    // Left by another bundle: its packages are not this bundle's, so it is replaced.
+    auto sums = read_text_file(out.dir / "SHA256SUMS", 64 << 20);
+    if (!sums || sha256_of(*sums) != header.digest) {
+      spdlog::info("{} holds another bundle's packages; replacing them", out.dir.string());
+      if (auto status = remove_tree(out.dir); !status) {
+        return std::unexpected(status.error());
+      }
+      out.created = true;
+    }
+  }
+  fs::create_directories(out.dir.parent_path(), ec);
+  auto report = extract_bundle(request.bundle, out.dir, request.progress, set_path);
+  if (!report) {
+    return add_context(report.error(), fmt::format("extracting {} into {}", set_path, out.dir.string()));
+  }
+  return out;
+}
+
+// chroot ROOT for another root; nothing for the running system.
+std::vector<std::string> in_root(const Host& host, std::vector<std::string> args) {
+  if (host.root != "/") {
+    args.insert(args.begin(), {"chroot", host.root.string()});
+  }
+  return args;
+}
+
+Status run_checked(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
+  spdlog::info("running {}", command_line(args));
+  auto result = run_process(args, ChildOutput::to_stderr, env);
+  if (!result) {
+    return std::unexpected(result.error());
+  }
+  if (result->exit_code != 0) {
+    return fail("`{}` exited with {} (its messages are above)", command_line(args), result->exit_code);
+  }
+  return {};
+}
+
+// apt, offline: a sources list naming only the bundle's flat repository, and lists, caches
+// and preferences of its own, so that neither the host's sources nor its apt state count.
+std::vector<std::string> apt_options() {
+  auto state = std::string(k_state_dir);
+  std::vector<std::string> options;
+  for (const auto& setting :
+       {"Dir::Etc::SourceList=" + state + "/kubexm.list", "Dir::Etc::SourceParts=" + state + "/sources.list.d",
+        "Dir::Etc::Preferences=" + state + "/preferences", "Dir::Etc::PreferencesParts=" + state + "/sources.list.d",
+        "Dir::State::Lists=" + state + "/apt/lists", "Dir::Cache=" + state + "/apt/cache",
+        std::string("APT::Sandbox::User=root"), std::string("Acquire::Languages=none"),
+        std::string("Dpkg::Options::=--force-confdef"), std::string("Dpkg::Options::=--force-confold")}) {
+    options.insert(options.end(), {"-o", setting});
+  }
+  return options;
+}
+
+Status install_deb(const Host& host, const Extracted& extracted, const std::string& set_path, const Plan& plan) {
+  auto repo = fmt::format("{}/{}", k_state_dir, set_path);
+  for (const char* dir : {"sources.list.d", "apt/lists/partial", "apt/cache/archives/partial"}) {
+    std::error_code ec;
+    fs::create_directories(extracted.dir / dir, ec);
+  }
+  auto list =
+      fmt::format("# The kubexm bundle's packages, for an offline install.\ndeb [trusted=yes] file:{} ./\n", repo);
+  if (auto status = write_file_atomic(extracted.dir / "kubexm.list", list); !status) {
+    return status;
+  }
+  std::vector<std::string> env{"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "LC_ALL=C"};
+  if (plan.interrupted_before) {
+    // A run killed during dpkg leaves packages unpacked but not configured.
+    if (auto status = run_checked(in_root(host, {"dpkg", "--configure", "-a"}), env); !status) {
+      return status;
+    }
+  }
+  auto options = apt_options();
+  std::vector<std::string> update{"apt-get", "-q"};
+  update.insert(update.end(), options.begin(), options.end());
+  update.emplace_back("update");
+  if (auto status = run_checked(in_root(host, update), env); !status) {
+    return status;
+  }
+  std::vector<std::string> install{"apt-get", "-q", "-y", "--no-install-recommends", "--allow-downgrades"};
+  install.insert(install.end(), options.begin(), options.end());
+  install.emplace_back("install");
+  for (const auto& planned : plan.install) {
+    install.push_back(fmt::format("{}={}", planned.package->name, planned.package->evr));
+  }
+  return run_checked(in_root(host, install), env);
+}
+
+Status install_rpm(const Host& host, const Extracted& extracted, const Plan& plan) {
+  // rpm orders the transaction itself and checks it against the host's database.
+  std::vector<std::string> args{"rpm", "--root", host.root.string(), "-U", "-v", "--oldpackage"};
+  for (const auto& planned : plan.install) {
+    args.push_back((extracted.set_dir / planned.package->file).string());
+  }
+  return run_checked(args);
+}
+
+// After installing: every package of the role is there at its locked version.
+Status check_installed(const Host& host, const PackageSet& set, const RolePackages& role) {
+  auto installed = installed_packages(host, set.format);
+  if (!installed) {
+    return std::unexpected(installed.error());
+  }
+  auto after = plan_for(set, role, *installed);
+  if (after.install.empty()) {
+    return {};
+  }
+  std::vector<std::string> wrong;
+  for (const auto& planned : after.install) {
+    wrong.push_back(fmt::format("{} {} (the host has {})", planned.package->name, planned.package->evr,
+                                planned.installed.empty() ? "none" : planned.installed));
+  }
+  return fail("after installing, {} packages are not at their locked version: {}", wrong.size(),
+              fmt::join(wrong, ", "));
+}
+
+std::string text_report(const Host& host, const PackageSet& set, const std::string& role, const Plan& plan) {
+  std::string out = fmt::format("host: {} -> {}\n", host.describe(), set.label());
+  out += fmt::format("role {}: {} packages, {} installed already, {} to install\n", role,
+                     plan.present.size() + plan.install.size(), plan.present.size(), plan.install.size());
+  for (const auto& planned : plan.install) {
+    out += fmt::format("  install {} {} {}{}\n", planned.package->name, planned.package->evr, planned.package->arch,
+                       planned.installed.empty() ? "" : fmt::format(" (the host has {})", planned.installed));
+  }
+  return out;
+}
+
+nlohmann::json json_report(const Host& host, const PackageSet& set, const std::string& role, const Plan& plan,
+                           std::string_view outcome) {
+  auto list = [](const std::vector<Planned>& planned) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& p : planned) {
+      out.push_back({{"name", p.package->name},
+                     {"evr", p.package->evr},
+                     {"arch", p.package->arch},
+                     {"file", p.package->file},
+                     {"installed", p.installed}});
+    }
+    return out;
+  };
+  nlohmann::json missing = nlohmann::json::array();
+  for (const auto& base : plan.missing_base) {
+    missing.push_back({{"name", base.name}, {"needed_by", base.needed_by}});
+  }
+  return {{"host",
+           {{"root", host.root.string()},
+            {"id", host.os.id},
+            {"version_id", host.os.version_id},
+            {"pretty_name", host.os.pretty_name},
+            {"arch", host.arch}}},
+          {"profile", set.profile},
+          {"role", role},
+          {"present", list(plan.present)},
+          {"install", list(plan.install)},
+          {"missing_base", missing},
+          {"outcome", outcome}};
+}
+
+Error missing_base_error(const PackageSet& set, const std::string& role, const Plan& plan, const Host& host) {
+  std::vector<std::string> lines;
+  for (const auto& base : plan.missing_base) {
+    lines.push_back(fmt::format("  {} ({})", base.name, base.needed_by));
+  }
+  return Error(ErrorKind::failure,
+               fmt::format("preflight: {} lacks {} base package{} that the {} closure of role {} relies on; nothing "
+                           "was changed:\n{}\ninstall {} from the OS's own media, or build the bundle with "
+                           "`packages: {{closure: full}}` for hosts below a minimal install",
+                           host.root == "/" ? "this host" : host.root.string(), plan.missing_base.size(),
+                           plan.missing_base.size() == 1 ? "" : "s", set.label(), role, fmt::join(lines, "\n"),
+                           plan.missing_base.size() == 1 ? "it" : "them"));
+}
+
+Result<const PackageTargetRecord*> target_for(const BundleHeader& header, const Host& host) {
+  if (header.info.packages.empty()) {
+    return fail("bundle {} {} carries no OS packages (its manifest has no os_profiles, or packages: {{closure: "
+                "none}})",
+                header.info.name, header.info.version);
+  }
+  auto target = choose_target(header.info.packages, host);
+  if (!target) {
+    return std::unexpected(target.error());
+  }
+  const auto& arches = (*target)->arches;
+  if (std::ranges::find(arches, host.arch) == arches.end()) {
+    return fail("this host is {}; the bundle carries {} packages for {} only: build it with arches: [{}] too",
+                host.describe(), (*target)->profile, fmt::join(arches, ", "), host.arch);
+  }
+  return target;
+}
+
+} // namespace
+
+Result<std::string> install_packages(const PackagesRequest& request) {
+  auto header = read_bundle_header(request.bundle);
+  if (!header) {
+    return add_context(header.error(), request.bundle.string());
+  }
+  if (std::ranges::find(header->info.roles, request.role) == header->info.roles.end()) {
+    return std::unexpected(Error(ErrorKind::usage, fmt::format("role '{}': the bundle serves roles {}", request.role,
+                                                               fmt::join(header->info.roles, ", "))));
+  }
+  auto host = detect_host(request.root);
+  auto target = host ? target_for(*header, *host) : Result<const PackageTargetRecord*>(std::unexpected(host.error()));
+  if (!target) {
+    return std::unexpected(target.error());
+  }
+  auto set_path = fmt::format("{}/{}", (*target)->path, host->arch);
+  auto extracted = extract_set(request, *header, *host, set_path);
+  if (!extracted) {
+    return std::unexpected(extracted.error());
+  }
+  // What this run added is taken away again when it ends without installing.
+  auto undo = [&] {
+    if (extracted->created) {
+      (void)remove_tree(extracted->dir);
+    }
+  };
+  auto json_path = extracted->set_dir / k_package_set_file;
+  auto text = read_text_file(json_path, 64 << 20);
+  auto parsed = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+  auto set = text ? parse_package_set(parsed, json_path.string()) : Result<PackageSet>(std::unexpected(text.error()));
+  auto installed = set ? installed_packages(*host, set->format)
+                       : Result<std::multimap<std::string, InstalledPackage>>(std::unexpected(set.error()));
+  if (!installed) {
+    undo();
+    return std::unexpected(installed.error());
+  }
+  auto role = set->roles.find(request.role);
+  if (role == set->roles.end()) {
+    undo();
+    return fail("{}: no packages for role {}", json_path.string(), request.role);
+  }
+  auto plan = plan_for(*set, role->second, *installed);
+  auto report = [&](std::string_view outcome, std::string text_tail) {
+    return request.json ? json_report(*host, *set, request.role, plan, outcome).dump(2) + "\n"
+                        : text_report(*host, *set, request.role, plan) + text_tail;
+  };
+  if (!plan.missing_base.empty()) {
+    undo();
+    if (request.json) {
+      (void)print_stdout(report("missing-base", ""));
+    }
+    return std::unexpected(missing_base_error(*set, request.role, plan, *host));
+  }
+  auto base_line = fmt::format("preflight: the {} base packages the closure relies on are installed\n",
+                               role->second.relies_on.size());
+  if (plan.install.empty()) {
+    return report("nothing-to-do", base_line + fmt::format("nothing to install: all {} packages of role {} are "
+                                                           "installed at their locked versions; nothing changed\n",
+                                                           plan.present.size(), request.role));
+  }
+  if (request.dry_run) {
+    undo();
+    return report("dry-run", base_line + "dry run: nothing was changed\n");
+  }
+  auto status =
+      set->format == "deb" ? install_deb(*host, *extracted, set_path, plan) : install_rpm(*host, *extracted, plan);
+  if (status) {
+    status = check_installed(*host, *set, role->second);
+  }
+  if (!status) {
+    return add_context(status.error(), fmt::format("installing the {} packages of role {} (run the same command "
+                                                   "again to finish)",
+                                                   set->label(), request.role));
+  }
+  return report("installed", base_line + fmt::format("installed {} packages with {}, offline; all {} packages of "
+                                                     "role {} are at their locked versions\n",
+                                                     plan.install.size(), set->format == "deb" ? "apt" : "rpm",
+                                                     plan.present.size() + plan.install.size(), request.role));
+}
+
+} // namespace kubexm

@@ -1,0 +1,29 @@
+#pragma once
+
+#include "bundle/error.hpp"
+#include "bundle/progress.hpp"
+
+#include <filesystem>
+#include <string>
+
+namespace kubexm {
+
+// What `install packages` is asked to do.
+struct PackagesRequest {
+  std::filesystem::path bundle;
+  std::string role;
+  std::filesystem::path root = "/";
+  bool dry_run = false;
+  bool json = false;
+  Progress* progress = nullptr;
+};
+
+// Installs a role's OS packages from the bundle, offline: finds the host's profile and
+// arch, extracts that package directory (verifying the whole bundle) under
+// <root>/var/lib/kubexm/packages, checks before touching anything that every base package
+// the closure relies on is installed, then installs what is missing with the host's own
+// apt (pointed at that directory only) or rpm, and checks the result. Returns the report
+// for stdout. A host that has everything already is left alone and told so.
+Result<std::string> install_packages(const PackagesRequest& request);
+
+} // namespace kubexm
