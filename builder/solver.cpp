@@ -9,6 +9,7 @@
 // extern "C"; its Solvable has a member named `requires`, a keyword since C++20.
 #define requires requires_
 extern "C" {
+#include <solv/evr.h>
 #include <solv/knownid.h>
 #include <solv/pool.h>
 #include <solv/poolarch.h>
@@ -100,10 +101,21 @@ struct PackagePool::Impl {
     stale = false;
   }
 
-  // apt takes the first alternative of "a | b" that can be installed; libsolv has no such
-  // preference of its own, so the providers of every first alternative are favoured.
+  // The name a dependency is about, without version, arch annotation or later alternatives.
+  Id first_name(Id dep) {
+    while (is_reldep(dep) && (reldep(pool, dep)->flags == REL_OR || reldep(pool, dep)->flags < 8 ||
+                              reldep(pool, dep)->flags == REL_MULTIARCH)) {
+      dep = reldep(pool, dep)->name;
+    }
+    return dep;
+  }
+
+  // apt's choices, which libsolv does not make by itself: of "a | b" the first alternative
+  // that can be installed, and for a name that is both a real package and a virtual one
+  // (libsystemd0, which libelogind0 also provides) the real package. The newest package of
+  // each such name is favoured; favouring every version would let an older one win.
   void favour_first_alternatives() {
-    std::set<Id> chosen;
+    std::set<Id> names;
     SolvQueue deps;
     for (Id p = 2; p < pool->nsolvables; ++p) {
       Solvable* s = pool->solvables + p;
@@ -113,21 +125,29 @@ struct PackagePool::Impl {
       queue_empty(&deps.q);
       solvable_lookup_deparray(s, SOLVABLE_REQUIRES, &deps.q, 0);
       for (int i = 0; i < deps.q.count; ++i) {
-        Id dep = deps.q.elements[i];
-        if (!is_reldep(dep) || reldep(pool, dep)->flags != REL_OR) {
-          continue;
-        }
-        while (is_reldep(dep) && reldep(pool, dep)->flags == REL_OR) {
-          dep = reldep(pool, dep)->name;
-        }
-        Id provider = 0;
-        Id pp = 0;
-        FOR_PROVIDES(provider, pp, dep) {
-          chosen.insert(provider);
-        }
+        names.insert(first_name(deps.q.elements[i]));
       }
     }
-    favoured.assign(chosen.begin(), chosen.end());
+    std::set<Id> newest;
+    for (Id name : names) {
+      std::map<Id, Id> best; // package name -> its newest solvable
+      Id provider = 0;
+      Id pp = 0;
+      FOR_PROVIDES(provider, pp, name) {
+        Solvable* candidate = pool->solvables + provider;
+        auto [it, inserted] = best.try_emplace(candidate->name, provider);
+        if (!inserted && pool_evrcmp(pool, candidate->evr, pool->solvables[it->second].evr, EVRCMP_COMPARE) > 0) {
+          it->second = provider;
+        }
+      }
+      // A real package of that name is what apt takes; otherwise any provider may do.
+      if (auto real = best.find(name); real != best.end()) {
+        newest.insert(real->second);
+      } else if (best.size() == 1) {
+        newest.insert(best.begin()->second);
+      }
+    }
+    favoured.assign(newest.begin(), newest.end());
   }
 
   bool has_provider(Id id) {
@@ -189,9 +209,14 @@ struct PackagePool::Impl {
         }
         Solvable* b = pool->solvables + base;
         std::string name = pool_id2str(pool, b->name);
-        found.try_emplace(
-            name, BaseReliance{name, pool_id2str(pool, b->evr),
-                               fmt::format("{} requires {}", pool_id2str(pool, s->name), pool_dep2str(pool, dep))});
+        // What the host must have: the dependency's own name (a package or a provide, or a
+        // file for rpm), or for alternatives the base package that met it.
+        bool single = !is_reldep(dep) || reldep(pool, dep)->flags != REL_OR;
+        std::string requirement = single ? pool_id2str(pool, first_name(dep)) : name;
+        found.try_emplace(name, BaseReliance{name, pool_id2str(pool, b->evr),
+                                             fmt::format("{} requires {}", pool_id2str(pool, s->name),
+                                                         pool_dep2str(pool, dep)),
+                                             requirement});
       }
     }
     std::vector<BaseReliance> out;

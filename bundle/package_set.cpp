@@ -14,7 +14,7 @@ const std::regex k_hex("[0-9a-f]{64}");
 const std::regex k_file("[A-Za-z0-9][A-Za-z0-9._+~%:-]*");
 
 nlohmann::json reliance_json(const BaseReliance& r) {
-  return {{"name", r.name}, {"evr", r.evr}, {"needed_by", r.needed_by}};
+  return {{"name", r.name}, {"evr", r.evr}, {"needed_by", r.needed_by}, {"requires", r.requirement}};
 }
 
 void read_roles(const nlohmann::json& roles, PackageSet& set, const std::string& where,
@@ -36,7 +36,7 @@ void read_roles(const nlohmann::json& roles, PackageSet& set, const std::string&
     const auto& relies = fields.at("relies_on");
     for (std::size_t i = 0; relies.is_array() && i < relies.size(); ++i) {
       Fields r(relies[i], fmt::format("{} role {} relies_on {}", where, role, i + 1), problems);
-      packages.relies_on.push_back({r.text("name"), r.text("evr"), r.text("needed_by")});
+      packages.relies_on.push_back({r.text("name"), r.text("evr"), r.text("needed_by"), r.text("requires")});
     }
     set.roles[role] = std::move(packages);
   }

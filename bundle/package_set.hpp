@@ -22,7 +22,7 @@ namespace kubexm {
 //    "base": ["base-files", ...],
 //    "packages": [{"name", "evr", "arch", "repository", "url", "file", "size", "sha256"}, ...],
 //    "roles": {"worker": {"requested": [...], "install": [file, ...],
-//                         "relies_on": [{"name", "evr", "needed_by"}, ...]}, ...}}
+//                         "relies_on": [{"name", "evr", "needed_by", "requires"}, ...]}, ...}}
 
 // A repository metadata file the closure was computed from.
 struct MetadataRecord {
@@ -50,6 +50,7 @@ struct BaseReliance {
   std::string name;
   std::string evr;
   std::string needed_by; // "conntrack requires libc6 (>= 2.34)"
+  std::string requirement; // what the host must have installed or provided: "libc6", "/bin/sh"
 };
 
 // What one role installs.

@@ -105,24 +105,45 @@ std::string suggested_profile(const OsRelease& os) {
   return fmt::format("{}-{}", id, version);
 }
 
-Result<std::multimap<std::string, InstalledPackage>> dpkg_status(const Host& host) {
+// The names in a Provides: field, without versions.
+void add_provides(std::string_view field, std::set<std::string>& provided) {
+  while (!field.empty()) {
+    auto comma = field.find(',');
+    auto item = field.substr(0, comma);
+    field = comma == std::string_view::npos ? std::string_view() : field.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') {
+      item.remove_prefix(1);
+    }
+    auto end = item.find_first_of(" (:");
+    if (auto name = item.substr(0, end); !name.empty()) {
+      provided.emplace(name);
+    }
+  }
+}
+
+Result<PackageDatabase> dpkg_status(const Host& host) {
   auto path = host.at("/var/lib/dpkg/status");
   auto text = read_text_file(path, 256 << 20);
   if (!text) {
     return add_context(text.error(), "reading the host's dpkg database");
   }
-  std::multimap<std::string, InstalledPackage> installed;
+  PackageDatabase db;
   std::string name;
   std::string status;
+  std::string provides;
   InstalledPackage package;
   auto flush = [&] {
     if (!name.empty() && status.starts_with("install ") && !status.ends_with(" not-installed") &&
         !status.ends_with(" config-files")) {
       package.complete = status == "install ok installed";
-      installed.emplace(name, package);
+      if (package.complete) {
+        add_provides(provides, db.provided);
+      }
+      db.packages.emplace(name, package);
     }
     name.clear();
     status.clear();
+    provides.clear();
     package = {};
   };
   std::string_view rest(*text);
@@ -140,15 +161,18 @@ Result<std::multimap<std::string, InstalledPackage>> dpkg_status(const Host& hos
       package.version = line.substr(9);
     } else if (line.starts_with("Architecture: ")) {
       package.arch = line.substr(14);
+    } else if (line.starts_with("Provides: ")) {
+      provides = line.substr(10);
     }
   }
   flush();
-  return installed;
+  return db;
 }
 
-Result<std::multimap<std::string, InstalledPackage>> rpm_database(const Host& host) {
-  std::vector<std::string> args{"rpm", "--root", host.root.string(),
-                                "-qa", "--qf",   "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n"};
+Result<PackageDatabase> rpm_database(const Host& host) {
+  // One line per package, then one "P <provide>" line per thing it provides.
+  std::vector<std::string> args{"rpm", "--root", host.root.string(), "-qa", "--qf",
+                                "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n[P %{PROVIDES}\\n]"};
   auto result = run_process(args, ChildOutput::capture);
   if (!result) {
     return add_context(result.error(), "reading the host's rpm database");
@@ -156,12 +180,16 @@ Result<std::multimap<std::string, InstalledPackage>> rpm_database(const Host& ho
   if (result->exit_code != 0) {
     return fail("reading the host's rpm database: `{}` exited with {}", command_line(args), result->exit_code);
   }
-  std::multimap<std::string, InstalledPackage> installed;
+  PackageDatabase db;
   std::string_view rest(result->output);
   while (!rest.empty()) {
     auto end = rest.find('\n');
     auto line = rest.substr(0, end);
     rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+    if (line.starts_with("P ")) {
+      db.provided.emplace(line.substr(2));
+      continue;
+    }
     auto first = line.find(' ');
     auto second = line.rfind(' ');
     if (first == std::string_view::npos || second == first) {
@@ -172,10 +200,10 @@ Result<std::multimap<std::string, InstalledPackage>> rpm_database(const Host& ho
     if (evr.starts_with("0:")) {
       evr.remove_prefix(2);
     }
-    installed.emplace(std::string(line.substr(0, first)),
-                      InstalledPackage{std::string(evr), std::string(line.substr(second + 1)), true});
+    db.packages.emplace(std::string(line.substr(0, first)),
+                        InstalledPackage{std::string(evr), std::string(line.substr(second + 1)), true});
   }
-  return installed;
+  return db;
 }
 
 } // namespace
@@ -243,8 +271,17 @@ Result<const PackageTargetRecord*> choose_target(const std::vector<PackageTarget
               host.describe(), describe_targets(targets), suggested_profile(host.os));
 }
 
-Result<std::multimap<std::string, InstalledPackage>> installed_packages(const Host& host, std::string_view format) {
+Result<PackageDatabase> installed_packages(const Host& host, std::string_view format) {
   return format == "deb" ? dpkg_status(host) : rpm_database(host);
+}
+
+bool PackageDatabase::satisfies(const Host& host, const std::string& requirement) const {
+  if (requirement.starts_with('/')) {
+    std::error_code ec;
+    return fs::exists(resolve_in_root(host.root, requirement), ec);
+  }
+  auto found = packages.find(requirement);
+  return (found != packages.end() && found->second.complete) || provided.contains(requirement);
 }
 
 } // namespace kubexm

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,18 @@ struct InstalledPackage {
   bool complete = true; // deb: "install ok installed"; false for half-installed states
 };
 
-// The host's installed packages by name: deb from <root>/var/lib/dpkg/status, rpm from
+// What the host's package database says is installed.
+struct PackageDatabase {
+  std::multimap<std::string, InstalledPackage> packages; // by name
+  std::set<std::string> provided;                        // what installed packages provide
+
+  // Whether a requirement (a package name, a virtual name or, for rpm, a file) is met.
+  bool satisfies(const Host& host, const std::string& requirement) const;
+};
+
+// The host's installed packages: deb from <root>/var/lib/dpkg/status, rpm from
 // `rpm --root <root> -qa`.
-Result<std::multimap<std::string, InstalledPackage>> installed_packages(const Host& host, std::string_view format);
+Result<PackageDatabase> installed_packages(const Host& host, std::string_view format);
 
 // Whether fnmatch(3)-style `pattern` matches `text`.
 bool glob_match(std::string_view pattern, std::string_view text);

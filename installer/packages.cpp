@@ -41,8 +41,8 @@ bool same_arch(const PackageRecord& package, const InstalledPackage& installed) 
   return package.arch == installed.arch || package.arch == "all" || package.arch == "noarch";
 }
 
-Plan plan_for(const PackageSet& set, const RolePackages& role,
-              const std::multimap<std::string, InstalledPackage>& installed) {
+Plan plan_for(const Host& host, const PackageSet& set, const RolePackages& role, const PackageDatabase& db) {
+  const auto& installed = db.packages;
   Plan plan;
   for (const auto& file : role.install) {
     const auto* package = set.find_file(file);
@@ -61,8 +61,7 @@ Plan plan_for(const PackageSet& set, const RolePackages& role,
     (at_version ? plan.present : plan.install).push_back(planned);
   }
   for (const auto& base : role.relies_on) {
-    auto found = installed.find(base.name);
-    if (found == installed.end() || !found->second.complete) {
+    if (!db.satisfies(host, base.requirement)) {
       plan.missing_base.push_back(base);
     }
   }
@@ -187,7 +186,7 @@ Status check_installed(const Host& host, const PackageSet& set, const RolePackag
   if (!installed) {
     return std::unexpected(installed.error());
   }
-  auto after = plan_for(set, role, *installed);
+  auto after = plan_for(host, set, role, *installed);
   if (after.install.empty()) {
     return {};
   }
@@ -226,7 +225,7 @@ nlohmann::json json_report(const Host& host, const PackageSet& set, const std::s
   };
   nlohmann::json missing = nlohmann::json::array();
   for (const auto& base : plan.missing_base) {
-    missing.push_back({{"name", base.name}, {"needed_by", base.needed_by}});
+    missing.push_back({{"requires", base.requirement}, {"name", base.name}, {"needed_by", base.needed_by}});
   }
   return {{"host",
            {{"root", host.root.string()},
@@ -245,7 +244,9 @@ nlohmann::json json_report(const Host& host, const PackageSet& set, const std::s
 Error missing_base_error(const PackageSet& set, const std::string& role, const Plan& plan, const Host& host) {
   std::vector<std::string> lines;
   for (const auto& base : plan.missing_base) {
-    lines.push_back(fmt::format("  {} ({})", base.name, base.needed_by));
+    lines.push_back(base.requirement == base.name ? fmt::format("  {} ({})", base.name, base.needed_by)
+                                                  : fmt::format("  {}, e.g. {} ({})", base.requirement, base.name,
+                                                                base.needed_by));
   }
   return Error(ErrorKind::failure,
                fmt::format("preflight: {} lacks {} base package{} that the {} closure of role {} relies on; nothing "
@@ -306,7 +307,7 @@ Result<std::string> install_packages(const PackagesRequest& request) {
   auto parsed = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
   auto set = text ? parse_package_set(parsed, json_path.string()) : Result<PackageSet>(std::unexpected(text.error()));
   auto installed = set ? installed_packages(*host, set->format)
-                       : Result<std::multimap<std::string, InstalledPackage>>(std::unexpected(set.error()));
+                       : Result<PackageDatabase>(std::unexpected(set.error()));
   if (!installed) {
     undo();
     return std::unexpected(installed.error());
@@ -316,7 +317,7 @@ Result<std::string> install_packages(const PackagesRequest& request) {
     undo();
     return fail("{}: no packages for role {}", json_path.string(), request.role);
   }
-  auto plan = plan_for(*set, role->second, *installed);
+  auto plan = plan_for(*host, *set, role->second, *installed);
   auto report = [&](std::string_view outcome, std::string text_tail) {
     return request.json ? json_report(*host, *set, request.role, plan, outcome).dump(2) + "\n"
                         : text_report(*host, *set, request.role, plan) + text_tail;
