@@ -213,10 +213,10 @@ struct PackagePool::Impl {
         // file for rpm), or for alternatives the base package that met it.
         bool single = !is_reldep(dep) || reldep(pool, dep)->flags != REL_OR;
         std::string requirement = single ? pool_id2str(pool, first_name(dep)) : name;
-        found.try_emplace(name, BaseReliance{name, pool_id2str(pool, b->evr),
-                                             fmt::format("{} requires {}", pool_id2str(pool, s->name),
-                                                         pool_dep2str(pool, dep)),
-                                             requirement});
+        found.try_emplace(
+            name, BaseReliance{name, pool_id2str(pool, b->evr),
+                               fmt::format("{} requires {}", pool_id2str(pool, s->name), pool_dep2str(pool, dep)),
+                               requirement});
       }
     }
     std::vector<BaseReliance> out;

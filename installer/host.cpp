@@ -171,8 +171,9 @@ Result<PackageDatabase> dpkg_status(const Host& host) {
 
 Result<PackageDatabase> rpm_database(const Host& host) {
   // One line per package, then one "P <provide>" line per thing it provides.
-  std::vector<std::string> args{"rpm", "--root", host.root.string(), "-qa", "--qf",
-                                "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n[P %{PROVIDES}\\n]"};
+  std::vector<std::string> args{
+      "rpm", "--root", host.root.string(),
+      "-qa", "--qf",   "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE} %{ARCH}\\n[P %{PROVIDES}\\n]"};
   auto result = run_process(args, ChildOutput::capture);
   if (!result) {
     return add_context(result.error(), "reading the host's rpm database");

@@ -73,6 +73,7 @@ struct Extracted {
   fs::path dir;     // the extraction target
   fs::path set_dir; // dir/packages/<os>/<version>/<arch>
   bool created = false;
+  fs::path created_top; // the outermost directory this run created, removed by undo
 };
 
 Result<Extracted> extract_set(const PackagesRequest& request, const BundleHeader& header, const Host& host,
@@ -93,6 +94,9 @@ Result<Extracted> extract_set(const PackagesRequest& request, const BundleHeader
       out.created = true;
     }
   }
+  for (auto dir = out.dir; !dir.empty() && dir != host.root && !fs::exists(dir, ec); dir = dir.parent_path()) {
+    out.created_top = dir;
+  }
   fs::create_directories(out.dir.parent_path(), ec);
   auto report = extract_bundle(request.bundle, out.dir, request.progress, set_path);
   if (!report) {
@@ -109,14 +113,18 @@ std::vector<std::string> in_root(const Host& host, std::vector<std::string> args
   return args;
 }
 
-Status run_checked(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) {
-  spdlog::info("running {}", command_line(args));
+// Runs a package tool; `what` names it in messages ("apt-get install of 76 packages"), the
+// whole command line is logged.
+Status run_checked(std::string_view what, const std::vector<std::string>& args,
+                   const std::vector<std::string>& env = {}) {
+  spdlog::info("running {}", what);
+  spdlog::debug("{}", command_line(args));
   auto result = run_process(args, ChildOutput::to_stderr, env);
   if (!result) {
     return std::unexpected(result.error());
   }
   if (result->exit_code != 0) {
-    return fail("`{}` exited with {} (its messages are above)", command_line(args), result->exit_code);
+    return fail("{} exited with {} (its messages are above; -v shows the command)", what, result->exit_code);
   }
   return {};
 }
@@ -149,9 +157,12 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
     return status;
   }
   std::vector<std::string> env{"DEBIAN_FRONTEND=noninteractive", "DEBCONF_NONINTERACTIVE_SEEN=true", "LC_ALL=C"};
-  if (plan.interrupted_before) {
+  std::error_code ec;
+  auto journal = host.at("/var/lib/dpkg/updates");
+  bool journal_pending = fs::exists(journal, ec) && !fs::is_empty(journal, ec);
+  if (plan.interrupted_before || journal_pending) {
     // A run killed during dpkg leaves packages unpacked but not configured.
-    if (auto status = run_checked(in_root(host, {"dpkg", "--configure", "-a"}), env); !status) {
+    if (auto status = run_checked("dpkg --configure -a", in_root(host, {"dpkg", "--configure", "-a"}), env); !status) {
       return status;
     }
   }
@@ -159,7 +170,8 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
   std::vector<std::string> update{"apt-get", "-q"};
   update.insert(update.end(), options.begin(), options.end());
   update.emplace_back("update");
-  if (auto status = run_checked(in_root(host, update), env); !status) {
+  if (auto status = run_checked("apt-get update (of the bundle's repository only)", in_root(host, update), env);
+      !status) {
     return status;
   }
   std::vector<std::string> install{"apt-get", "-q", "-y", "--no-install-recommends", "--allow-downgrades"};
@@ -168,7 +180,7 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
   for (const auto& planned : plan.install) {
     install.push_back(fmt::format("{}={}", planned.package->name, planned.package->evr));
   }
-  return run_checked(in_root(host, install), env);
+  return run_checked(fmt::format("apt-get install of {} packages", plan.install.size()), in_root(host, install), env);
 }
 
 Status install_rpm(const Host& host, const Extracted& extracted, const Plan& plan) {
@@ -177,7 +189,7 @@ Status install_rpm(const Host& host, const Extracted& extracted, const Plan& pla
   for (const auto& planned : plan.install) {
     args.push_back((extracted.set_dir / planned.package->file).string());
   }
-  return run_checked(args);
+  return run_checked(fmt::format("rpm -U of {} packages", plan.install.size()), args);
 }
 
 // After installing: every package of the role is there at its locked version.
@@ -244,9 +256,9 @@ nlohmann::json json_report(const Host& host, const PackageSet& set, const std::s
 Error missing_base_error(const PackageSet& set, const std::string& role, const Plan& plan, const Host& host) {
   std::vector<std::string> lines;
   for (const auto& base : plan.missing_base) {
-    lines.push_back(base.requirement == base.name ? fmt::format("  {} ({})", base.name, base.needed_by)
-                                                  : fmt::format("  {}, e.g. {} ({})", base.requirement, base.name,
-                                                                base.needed_by));
+    lines.push_back(base.requirement == base.name
+                        ? fmt::format("  {} ({})", base.name, base.needed_by)
+                        : fmt::format("  {}, e.g. {} ({})", base.requirement, base.name, base.needed_by));
   }
   return Error(ErrorKind::failure,
                fmt::format("preflight: {} lacks {} base package{} that the {} closure of role {} relies on; nothing "
@@ -299,15 +311,14 @@ Result<std::string> install_packages(const PackagesRequest& request) {
   // What this run added is taken away again when it ends without installing.
   auto undo = [&] {
     if (extracted->created) {
-      (void)remove_tree(extracted->dir);
+      (void)remove_tree(extracted->created_top.empty() ? extracted->dir : extracted->created_top);
     }
   };
   auto json_path = extracted->set_dir / k_package_set_file;
   auto text = read_text_file(json_path, 64 << 20);
   auto parsed = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
   auto set = text ? parse_package_set(parsed, json_path.string()) : Result<PackageSet>(std::unexpected(text.error()));
-  auto installed = set ? installed_packages(*host, set->format)
-                       : Result<PackageDatabase>(std::unexpected(set.error()));
+  auto installed = set ? installed_packages(*host, set->format) : Result<PackageDatabase>(std::unexpected(set.error()));
   if (!installed) {
     undo();
     return std::unexpected(installed.error());
