@@ -106,12 +106,9 @@ Result<std::vector<std::optional<std::string>>> expected_digests(const Plan& pla
   return expected;
 }
 
-} // namespace
-
-Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptions& options, bool allow_unpinned) {
-  if (auto status = check_pins(plan, allow_unpinned); !status) {
-    return std::unexpected(status.error());
-  }
+// Every binary artifact of the plan, downloaded, verified and unpacked.
+Result<std::vector<LockedArtifact>> resolve_binaries(const Plan& plan, const Cache& cache,
+                                                     const FetchOptions& options) {
   auto expected = expected_digests(plan, options);
   if (!expected) {
     return std::unexpected(expected.error());
@@ -127,13 +124,8 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
   }
   auto fetched = fetch_all(downloads, cache, fetch_options);
 
-  Lock lock{plan.bundle, {}, {}};
+  std::vector<LockedArtifact> artifacts;
   std::vector<Error> errors;
-  if (auto sets = resolve_packages(plan, cache, options, PackageFiles::fetch); sets) {
-    lock.package_sets = std::move(*sets);
-  } else {
-    errors.push_back(sets.error());
-  }
   for (std::size_t i = 0; i < plan.artifacts.size(); ++i) {
     const auto& artifact = plan.artifacts[i];
     if (!fetched[i]) {
@@ -146,9 +138,35 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
       errors.push_back(members.error());
       continue;
     }
-    lock.artifacts.push_back({artifact.component, artifact.version, artifact.arch, artifact.url, fetched[i]->size,
-                              fetched[i]->sha256, artifact.kind, artifact.checksum_url, artifact.pin_source,
-                              std::move(*members)});
+    artifacts.push_back({artifact.component, artifact.version, artifact.arch, artifact.url, fetched[i]->size,
+                         fetched[i]->sha256, artifact.kind, artifact.checksum_url, artifact.pin_source,
+                         std::move(*members)});
+  }
+  if (auto status = collect(errors); !status) {
+    return std::unexpected(status.error());
+  }
+  return artifacts;
+}
+
+} // namespace
+
+Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptions& options, bool allow_unpinned) {
+  if (auto status = check_pins(plan, allow_unpinned); !status) {
+    return std::unexpected(status.error());
+  }
+  // Binaries and OS packages are resolved independently, so one run reports the problems
+  // of both.
+  Lock lock{plan.bundle, {}, {}};
+  std::vector<Error> errors;
+  if (auto binaries = resolve_binaries(plan, cache, options); binaries) {
+    lock.artifacts = std::move(*binaries);
+  } else {
+    errors.push_back(binaries.error());
+  }
+  if (auto sets = resolve_packages(plan, cache, options, PackageFiles::fetch); sets) {
+    lock.package_sets = std::move(*sets);
+  } else {
+    errors.push_back(sets.error());
   }
   if (auto status = collect(errors); !status) {
     return std::unexpected(status.error());
