@@ -34,6 +34,7 @@ struct BuilderOptions {
   fs::path manifest;
   fs::path manifests_dir;
   fs::path os_profiles_dir;
+  std::string closure;
   std::optional<fs::path> lock;
   std::optional<fs::path> cache;
   std::vector<std::string> mirrors;
@@ -89,7 +90,7 @@ Result<FetchOptions> fetch_options(const BuilderOptions& options) {
 
 Result<Plan> load_manifest(const BuilderOptions& options) {
   auto dir = options.manifests_dir.empty() ? default_manifests_dir() : options.manifests_dir;
-  return load_plan(options.manifest, dir, options.os_profiles_dir);
+  return load_plan(options.manifest, dir, options.os_profiles_dir, options.closure);
 }
 
 // The closure of every profile, arch and role as text: what a bundle would carry.
@@ -384,6 +385,12 @@ int builder_main(int argc, char** argv) {
                      "The os-profiles directory (default: $KUBEXM_OS_PROFILES, else the one installed with "
                      "kubexm-builder)")
         ->check(CLI::ExistingDirectory);
+    command
+        ->add_option("--closure", options.closure,
+                     "OS package closures: minimal (what a role needs beyond the OS's base set, the default), full "
+                     "(everything, for hosts stripped below a minimal install) or none; replaces the manifest's "
+                     "packages: closure")
+        ->check(CLI::IsMember({"minimal", "full", "none"}));
     command->add_flag("--allow-unpinned", options.allow_unpinned,
                       "Accept versions the manifests carry no SHA-256 for, trusting the upstream checksum files "
                       "alone (the lock records which)");

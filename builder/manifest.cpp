@@ -558,7 +558,8 @@ void read_package_plan(Plan& plan, const fs::path& os_profiles_dir, Problems& pr
   plan.package_sets = std::move(*sets);
 }
 
-Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, const fs::path& os_profiles_dir) {
+Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, const fs::path& os_profiles_dir,
+                       std::string_view closure) {
   Plan plan;
   plan.manifest_path = manifest;
   Problems user_problems(manifest.string());
@@ -598,6 +599,9 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, 
     expand_artifacts(catalogue, release, user, catalogue_pins, manifest_pins, plan, user_problems);
   }
   Problems profile_problems("");
+  if (!closure.empty()) {
+    plan.bundle.closure = closure;
+  }
   read_package_plan(plan, os_profiles_dir, profile_problems);
   Problems all("");
   for (const auto* part :

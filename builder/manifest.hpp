@@ -92,9 +92,10 @@ struct Plan {
 
 // Reads MANIFEST and the catalogue, release and checksum files under `manifests_dir`, and
 // the OS profiles it names under `os_profiles_dir` (default: default_os_profiles_dir()).
+// `closure` (minimal, full or none), when given, replaces the manifest's packages: closure.
 // Every problem of every file is reported in one error, each with its file and line.
 Result<Plan> load_plan(const std::filesystem::path& manifest, const std::filesystem::path& manifests_dir,
-                       const std::filesystem::path& os_profiles_dir = {});
+                       const std::filesystem::path& os_profiles_dir = {}, std::string_view closure = {});
 
 // The manifests directory to use when none is given: $KUBEXM_MANIFESTS, else
 // share/kubexm/manifests beside an installed builder, else the source tree's.

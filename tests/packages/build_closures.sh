@@ -87,6 +87,21 @@ for arch in x86_64 aarch64; do
   dnf_closure "$WORK/bundle-$arch.conf" "$arch" "$WORK/core-$arch" $names >"$WORK/bundle-$arch.txt"
   diff "$WORK/dnf-$arch.txt" "$WORK/bundle-$arch.txt" || fail "dnf resolves another closure from the bundle's repodata"
 done
+# closure: full, from an empty system, on x86_64.
+"$BUILDER" -q closure -f "$WORK/site.yaml" --closure full --json --cache "$CACHE" "${MIRRORS[@]}" >"$WORK/full.json" ||
+  fail "closure --closure full failed"
+mkdir -p "$WORK/empty"
+# shellcheck disable=SC2086
+dnf_closure "$WORK/dnf-x86_64.conf" x86_64 "$WORK/empty" $names >"$WORK/dnf-full.txt"
+python3 -c "
+import json, sys
+s = [s for s in json.load(open(sys.argv[1])) if s['profile'] == 'rocky-9' and s['arch'] == 'amd64'][0]
+assert s['closure'] == 'full' and not s['base'] and not s['roles']['worker']['relies_on']
+files = {p['file']: p for p in s['packages']}
+print('\n'.join(sorted(f\"{files[f]['name']}-{files[f]['evr']}.{files[f]['arch']}\" for f in s['roles']['worker']['install'])))
+" "$WORK/full.json" >"$WORK/ours-full.txt" || fail "the full closure is not an empty-system closure"
+diff "$WORK/dnf-full.txt" "$WORK/ours-full.txt" || fail "the full rocky-9 closure is not dnf's on an empty root"
+pass "closure --closure full: rocky-9 x86_64 worker from an empty system is dnf's ($(wc -l <"$WORK/ours-full.txt") packages)"
 pass "rocky-9 closures over the core group are dnf's, on x86_64 ($(wc -l <"$WORK/ours-x86_64.txt")) and aarch64 ($(wc -l <"$WORK/ours-aarch64.txt")), and the bundle's repodata serves them"
 
 # 4. The deb closure is apt's: in a debootstrap minbase root pointed at the same mirror,
