@@ -418,7 +418,7 @@ std::vector<Target> make_targets(const Plan& plan) {
     for (const auto& arch : plan.bundle.arches) {
       Target target{&profile, arch, {}, plan.bundle.closure == "full"};
       for (const auto& spec : profile.repositories) {
-        target.repos.push_back({&spec, profile.repository_url(spec, arch), {}, {}, {}, {}});
+        target.repos.push_back({&spec, profile.repository_url(spec, arch), {}, {}, {}, {}, {}});
       }
       targets.push_back(std::move(target));
     }

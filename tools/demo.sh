@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The end-to-end demo on a fresh machine: build kubexm, start a local copy of the component
-# upstreams, build a Kubernetes 1.32 bundle for amd64 and arm64 from manifests/demo.yaml,
-# carry the self-extracting `install` to a "host" directory, and there verify and extract it
-# without network access. Everything it makes goes to ./out/demo.
+# upstreams and of the Debian 12 and Rocky 9 package repositories, build a Kubernetes 1.32
+# bundle for amd64 and arm64 from manifests/demo.yaml (binaries and the OS package closures
+# of both distributions), carry the self-extracting `install` to "hosts" with no network
+# and there verify and extract it, and install a worker's OS packages on a debootstrapped
+# Debian 12 host and on a Rocky 9 style host. Everything it makes goes to ./out/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,35 +22,46 @@ demo=out/demo
 rm -rf "$demo"
 mkdir -p "$demo"
 
-step "a local copy of the upstreams (dl.k8s.io, github.com releases, get.helm.sh, ...) from Debian's binaries"
-cache=${KUBEXM_TEST_CACHE:-/var/cache/kubexm-test}
-mkdir -p "$cache"
-key=$(cat tools/make-mirror.py manifests/kubernetes-1.32.yaml | sha256sum | cut -c1-16)
-mirror="$cache/mirror-$key"
-[ -f "$mirror/checksums.yaml" ] ||
-  python3 tools/make-mirror.py --release manifests/kubernetes-1.32.yaml --out "$mirror" --debs "$cache/debs"
-python3 tools/mirror-server.py "$mirror" --port-file "$demo/port" --log "$demo/server.log" 2>/dev/null &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$demo/port" ] && break; sleep 0.05; done
-port=$(cat "$demo/port")
-mirrors=()
-for host in dl.k8s.io github.com get.helm.sh download.docker.com storage.googleapis.com; do
-  mirrors+=(--mirror "https://$host=http://127.0.0.1:$port/$host")
-done
-echo "serving $mirror on http://127.0.0.1:$port"
+step "a local copy of the upstreams (dl.k8s.io, github.com releases, ...) and of the distributions' mirrors"
+# The test fixtures: the upstreams' layouts with Debian's binaries inside, the real Debian 12
+# archive metadata with the .debs the closures need, and an rpm repository set laid out like
+# Rocky 9's. All are cached in $KUBEXM_TEST_CACHE (default /var/cache/kubexm-test).
+export KUBEXM_BIN=$PWD/$bin KUBEXM_SOURCE=$PWD
+source tests/lib.sh
+source tests/packages/fixtures.sh
+start_package_mirrors
+echo "serving them on http://127.0.0.1:$MIRROR_PORT (the upstream URLs are sent there with --mirror)"
 
 # The mirror's binaries are Debian's, not upstream's: the catalogue's pinned digests (the real
 # upstream ones) would rightly refuse them, so the demo's manifest pins the mirror's own.
-cat manifests/demo.yaml "$mirror/checksums.yaml" >"$demo/demo-site.yaml"
+cat manifests/demo.yaml "$MIRROR_ROOT/checksums.yaml" >"$demo/demo-site.yaml"
+mirrors=("${MIRRORS[@]}")
+
+step "a Rocky 9 host: the core group, installed by dnf from the local repositories"
+rocky=$PWD/$demo/rocky-host
+mkdir -p "$rocky"
+dnf_conf "$demo/dnf.conf" x86_64
+dnf -c "$demo/dnf.conf" --installroot="$rocky" --releasever=9 --forcearch=x86_64 -y -q \
+  --setopt=group_package_types=mandatory group install core
+echo "$(rpm --root "$rocky" -qa | wc -l) packages in $rocky"
 
 step "kubexm-builder build: resolve, download (verified, arch-checked), lock, pack"
 SOURCE_DATE_EPOCH=1700000000 "$bin/kubexm-builder" build -f "$demo/demo-site.yaml" -o "$demo/dist" \
   --cache "$demo/cache" "${mirrors[@]}"
 (cd "$demo/dist" && sha256sum -c SHA256SUMS)
 
-step "the mirror goes away; the same bundle is rebuilt from the lock and the cache alone"
-kill $server
+step "what the bundle carries for each OS and arch (from its lock)"
+python3 - "$demo/dist/kubexm.lock" <<'EOF'
+import json, sys
+for s in json.load(open(sys.argv[1]))["package_sets"]:
+    mib = sum(p["size"] for p in s["packages"]) / 2**20
+    roles = ", ".join(f"{r} {len(v['install'])}" for r, v in sorted(s["roles"].items()))
+    print(f"{s['profile']:10} {s['arch']:6} {len(s['packages']):4} packages {mib:6.1f} MiB, over a base set of "
+          f"{len(s['base'])} (per role: {roles})")
+EOF
+
+step "the mirrors go away; the same bundle is rebuilt from the lock and the cache alone"
+stop_mirror
 SOURCE_DATE_EPOCH=1700000000 "$bin/kubexm-builder" -q build -f "$demo/demo-site.yaml" --lock "$demo/dist/kubexm.lock" \
   -o "$demo/rebuild" --cache "$demo/cache"
 cmp "$demo/dist/install" "$demo/rebuild/install" && echo "byte-identical: $(sha256sum "$demo/rebuild/install" | cut -c1-64)"
@@ -79,6 +92,24 @@ step "checking the extraction by hand with coreutils"
 
 step "running it again changes nothing"
 "${offline[@]}" "$demo/host/install" extract "$demo/host/kubexm-dist"
+
+step "a Debian 12 host (debootstrap --variant=minbase): ./install packages --role worker, offline"
+debian=$PWD/$demo/debian-host
+ensure_minbase_root "$debian"
+"${offline[@]}" "$demo/host/install" packages --role worker --root "$debian" 2>"$demo/debian-apt.log" |
+  grep -v '^  install'
+echo "(apt's own output is in $demo/debian-apt.log)"
+"${offline[@]}" chroot "$debian" conntrack --version
+"${offline[@]}" chroot "$debian" ipset --version
+
+step "the Rocky 9 host: ./install packages --role worker, offline (rpm)"
+"${offline[@]}" "$demo/host/install" packages --role worker --root "$rocky" 2>"$demo/rocky-rpm.log" |
+  grep -v '^  install'
+rpm --root "$rocky" -q conntrack-tools ipset nfs-utils container-selinux
+
+step "running it again on both hosts changes nothing"
+"${offline[@]}" "$demo/host/install" packages --role worker --root "$debian" | tail -1
+"${offline[@]}" "$demo/host/install" packages --role worker --root "$rocky" | tail -1
 
 step "done"
 echo "bundle digest: $(sha256sum "$demo/host/kubexm-dist/SHA256SUMS" | cut -d' ' -f1)"
