@@ -49,7 +49,7 @@ struct PackageRecord {
 struct BaseReliance {
   std::string name;
   std::string evr;
-  std::string needed_by; // "conntrack requires libc6 (>= 2.34)"
+  std::string needed_by;   // "conntrack requires libc6 (>= 2.34)"
   std::string requirement; // what the host must have installed or provided: "libc6", "/bin/sh"
 };
 
