@@ -16,25 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Joins the errors of many independent items into one, so a run reports all of them.
-Status collect(const std::vector<Error>& errors) {
-  if (errors.empty()) {
-    return {};
-  }
-  auto kind = errors.front().kind();
-  std::vector<std::string> lines;
-  for (const auto& error : errors) {
-    if (error.kind() == ErrorKind::interrupted) {
-      return std::unexpected(error);
-    }
-    if (error.kind() == ErrorKind::verification) {
-      kind = ErrorKind::verification;
-    }
-    lines.push_back(error.message());
-  }
-  return std::unexpected(Error(kind, fmt::format("{}", fmt::join(lines, "\n"))));
-}
-
 Status check_pins(const Plan& plan, bool allow_unpinned) {
   std::vector<std::string> unpinned;
   for (const auto& artifact : plan.artifacts) {
@@ -100,7 +81,7 @@ Result<std::vector<std::optional<std::string>>> expected_digests(const Plan& pla
     }
     expected.back() = *upstream;
   }
-  if (auto status = collect(errors); !status) {
+  if (auto status = join_errors(errors); !status) {
     return std::unexpected(status.error());
   }
   return expected;
@@ -142,7 +123,7 @@ Result<std::vector<LockedArtifact>> resolve_binaries(const Plan& plan, const Cac
                          fetched[i]->sha256, artifact.kind, artifact.checksum_url, artifact.pin_source,
                          std::move(*members)});
   }
-  if (auto status = collect(errors); !status) {
+  if (auto status = join_errors(errors); !status) {
     return std::unexpected(status.error());
   }
   return artifacts;
@@ -168,7 +149,7 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
   } else {
     errors.push_back(sets.error());
   }
-  if (auto status = collect(errors); !status) {
+  if (auto status = join_errors(errors); !status) {
     return std::unexpected(status.error());
   }
   return lock;
@@ -192,7 +173,7 @@ Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& opti
       ++hits;
     }
   }
-  if (auto status = collect(errors); !status) {
+  if (auto status = join_errors(errors); !status) {
     return status;
   }
   spdlog::info("{} files ready in {} ({} were already there)", fetched.size(), cache.root().string(), hits);
@@ -260,7 +241,7 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
   if (auto status = assemble_packages(lock.package_sets, cache, tree); !status) {
     errors.push_back(status.error());
   }
-  if (auto status = collect(errors); !status) {
+  if (auto status = join_errors(errors); !status) {
     return status;
   }
   BundleInfo info;

@@ -17,25 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Joins the messages of many errors into one; an interruption wins.
-Status join_errors(const std::vector<Error>& errors) {
-  if (errors.empty()) {
-    return {};
-  }
-  std::vector<std::string> lines;
-  auto kind = ErrorKind::failure;
-  for (const auto& error : errors) {
-    if (error.kind() == ErrorKind::interrupted) {
-      return std::unexpected(error);
-    }
-    if (error.kind() == ErrorKind::verification) {
-      kind = ErrorKind::verification;
-    }
-    lines.push_back(error.message());
-  }
-  return std::unexpected(Error(kind, fmt::format("{}", fmt::join(lines, "\n"))));
-}
-
 std::string_view base_name(std::string_view path) {
   auto slash = path.rfind('/');
   return slash == std::string_view::npos ? path : path.substr(slash + 1);

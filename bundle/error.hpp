@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kubexm {
 
@@ -52,6 +53,10 @@ std::unexpected<Error> fail_verification(fmt::format_string<Args...> format, Arg
 inline std::unexpected<Error> add_context(const Error& error, std::string_view context) {
   return std::unexpected(error.with_context(context));
 }
+
+// The errors of many independent items (downloads, packages, targets) as one, so that a run
+// reports all of them: an interruption wins, a verification failure makes the whole one.
+std::expected<void, Error> join_errors(const std::vector<Error>& errors);
 
 // strerror(errno) without the thread-safety caveats.
 std::string errno_text(int error_number);
