@@ -12,6 +12,20 @@ nlohmann::json components_json(const BundleInfo& info) {
   return out;
 }
 
+nlohmann::json packages_json(const BundleInfo& info) {
+  auto out = nlohmann::json::array();
+  for (const auto& p : info.packages) {
+    out.push_back({{"profile", p.profile},
+                   {"path", p.path},
+                   {"format", p.format},
+                   {"arches", p.arches},
+                   {"id", p.ids},
+                   {"like", p.like},
+                   {"version_id", p.version_id}});
+  }
+  return out;
+}
+
 nlohmann::json info_json(const BundleInfo& info) {
   return {{"name", info.name},
           {"version", info.version},
@@ -21,7 +35,8 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"arches", info.arches},
           {"os_profiles", info.os_profiles},
           {"roles", info.roles},
-          {"components", components_json(info)}};
+          {"components", components_json(info)},
+          {"packages", packages_json(info)}};
 }
 
 } // namespace
@@ -62,6 +77,10 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
   for (const auto& c : info.components) {
     text += fmt::format("component:    {} {} ({}): {}\n", c.name, c.version, fmt::join(c.arches, ", "),
                         fmt::join(c.files, ", "));
+  }
+  for (const auto& p : info.packages) {
+    text += fmt::format("OS packages:  {} ({}, {}) in {}/<arch>/\n", p.profile, p.format, fmt::join(p.arches, ", "),
+                        p.path);
   }
   if (payload.trailer) {
     text += fmt::format("trailer:      format {}, payload SHA-256 {}\n", payload.trailer->format_version,

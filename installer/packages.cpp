@@ -215,6 +215,13 @@ std::string text_report(const Host& host, const PackageSet& set, const std::stri
   std::string out = fmt::format("host: {} -> {}\n", host.describe(), set.label());
   out += fmt::format("role {}: {} packages, {} installed already, {} to install\n", role,
                      plan.present.size() + plan.install.size(), plan.present.size(), plan.install.size());
+  std::vector<std::string> present;
+  for (const auto& planned : plan.present) {
+    present.push_back(planned.package->name);
+  }
+  if (!present.empty()) {
+    out += fmt::format("  installed already (skipped): {}\n", fmt::join(present, " "));
+  }
   for (const auto& planned : plan.install) {
     out += fmt::format("  install {} {} {}{}\n", planned.package->name, planned.package->evr, planned.package->arch,
                        planned.installed.empty() ? "" : fmt::format(" (the host has {})", planned.installed));

@@ -86,7 +86,7 @@ dnf_closure() {
   awk '/^Installing:|^Installing dependencies:/ {t=1; next} /^Transaction Summary/ {t=0}
        t && NF == 1 {held = $1; next}
        t && held != "" {$0 = held " " $0; held = ""}
-       t && NF >= 6 && $2 ~ /^(x86_64|aarch64|noarch)$/ {print $1 "-" $3 "." $2}' <<<"$out" | sort
+       t && NF >= 6 && $2 ~ /^(x86_64|aarch64|noarch|i686)$/ {print $1 "-" $3 "." $2}' <<<"$out" | sort
 }
 
 # lock_closure LOCK PROFILE ARCH ROLE: the same for a role's closure in a lock.
