@@ -546,7 +546,13 @@ void read_package_plan(Plan& plan, const fs::path& os_profiles_dir, Problems& pr
     problems.add((profiles ? sets.error() : profiles.error()).message());
     return;
   }
+  std::map<std::string, std::string> dirs; // packages/<os>/<version> -> profile
   for (const auto& profile : *profiles) {
+    auto dir = fmt::format("packages/{}/{}", profile.os, profile.version);
+    if (auto [other, fresh] = dirs.try_emplace(dir, profile.name); !fresh) {
+      problems.add(fmt::format("os_profiles: {} and {} would both use {} in the bundle (the same os and version)",
+                               other->second, profile.name, dir));
+    }
     for (const auto& arch : plan.bundle.arches) {
       if (!profile.arches.contains(arch)) {
         problems.add(fmt::format("os_profiles: {} has no packages for {} (it has {})", profile.name, arch,

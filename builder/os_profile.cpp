@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::regex k_word("[A-Za-z0-9][A-Za-z0-9._+:-]*");
+// A path component of packages/<os>/<version>: never "." or "..".
 const std::regex k_version_text("[A-Za-z0-9][A-Za-z0-9._-]*");
 const std::regex k_glob("[A-Za-z0-9.*?_-]+");
 const std::regex k_url("(\\{mirror\\}|https?://)[^ ]*");
@@ -174,10 +175,6 @@ std::string OsProfile::repository_url(const RepositorySpec& repository, std::str
     url.pop_back();
   }
   return url;
-}
-
-std::string OsProfile::bundle_dir(std::string_view arch) const {
-  return fmt::format("packages/{}/{}/{}", os, version, arch);
 }
 
 std::vector<std::string> available_profiles(const fs::path& dir) {

@@ -53,8 +53,6 @@ struct OsProfile {
 
   // The repository's base URL for a kubexm arch, with {mirror} and {arch} filled in.
   std::string repository_url(const RepositorySpec& repository, std::string_view arch) const;
-  // "packages/debian/12/amd64": where the packages for `arch` are in a bundle.
-  std::string bundle_dir(std::string_view arch) const;
 };
 
 // os-profiles/packages.yaml: the packages each role needs, by kubexm's names.

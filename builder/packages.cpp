@@ -151,11 +151,19 @@ Status fetch_top_indices(std::vector<Target>& targets, const Cache& cache, const
     }
     if (target->deb()) {
       auto release = parse_release(*text, record.url);
-      release ? want_deb_indices(*target, *repo, *release, wanted, errors) : errors.push_back(release.error());
+      if (release) {
+        want_deb_indices(*target, *repo, *release, wanted, errors);
+      } else {
+        errors.push_back(release.error());
+      }
     } else {
       auto entries = parse_repomd(*text, record.url);
       bool comps = target->profile->base_from == BaseSource::comps_core && !target->full;
-      entries ? want_rpm_indices(*target, *repo, *entries, comps, wanted, errors) : errors.push_back(entries.error());
+      if (entries) {
+        want_rpm_indices(*target, *repo, *entries, comps, wanted, errors);
+      } else {
+        errors.push_back(entries.error());
+      }
     }
   }
   return join_errors(errors);
@@ -175,8 +183,9 @@ Status fetch_indices(std::vector<Wanted>& wanted, const Cache& cache, const Fetc
     std::vector<Download> downloads;
     for (auto* w : pending) {
       const auto& file = w->candidates.front();
-      downloads.push_back(
-          {w->url_prefix + file.path, fmt::format("{} {}", w->repo->spec->name, file.path), file.sha256, file.size});
+      downloads.push_back({w->url_prefix + file.path, fmt::format("{} {}", w->repo->spec->name, file.path), file.sha256,
+                           // repomd.xml may leave a size out; only the digest is then checked
+                           file.size > 0 ? std::optional(file.size) : std::nullopt});
     }
     auto fetched = fetch_all(downloads, cache, verified);
     std::vector<Wanted*> retry;
@@ -523,7 +532,11 @@ Status write_rpm_index(const PackageSet& set, const Cache& cache, const fs::path
   }
   auto primary_xml = primary_document(primary_elements);
   auto filelists_xml = filelists_document(filelists_elements);
-  fs::create_directories(dir / "repodata");
+  std::error_code ec;
+  fs::create_directories(dir / "repodata", ec);
+  if (ec) {
+    return fail("cannot create {}: {}", (dir / "repodata").string(), ec.message());
+  }
   for (auto [name, text] : {std::pair{"primary.xml", std::string_view(primary_xml)},
                             std::pair{"filelists.xml", std::string_view(filelists_xml)}}) {
     if (auto status = write_file_atomic(dir / "repodata" / name, text); !status) {

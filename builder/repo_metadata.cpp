@@ -2,6 +2,7 @@
 
 #include "bundle/sha256.hpp"
 
+#include <algorithm>
 #include <archive.h>
 #include <archive_entry.h>
 #include <charconv>
@@ -82,6 +83,29 @@ template <typename F> void for_each_package(std::string_view text, F element) {
     element(text.substr(at, end + close.size() - at));
     at = end + close.size();
   }
+}
+
+// libarchive's message, which may be null.
+std::string archive_text(struct archive* archive) {
+  const char* text = archive_error_string(archive);
+  return text != nullptr ? text : "unknown error";
+}
+
+// An attribute or element text with its XML entities replaced (&amp; -> &, ...).
+std::string xml_unescape(std::string_view text) {
+  static constexpr std::pair<std::string_view, char> k_entities[] = {
+      {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    auto entity = std::ranges::find_if(k_entities, [&](const auto& e) { return text.substr(i).starts_with(e.first); });
+    if (text[i] == '&' && entity != std::end(k_entities)) {
+      out += entity->second;
+      i += entity->first.size();
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
 }
 
 std::string xml_escape(std::string_view text) {
@@ -189,19 +213,24 @@ Result<std::string> read_maybe_compressed(const std::filesystem::path& path, std
   std::unique_ptr<struct archive, decltype(&archive_read_free)> archive(archive_read_new(), archive_read_free);
   archive_read_support_filter_all(archive.get());
   archive_read_support_format_raw(archive.get());
+  archive_read_support_format_empty(archive.get()); // an empty index, compressed or not
   if (archive_read_open_filename(archive.get(), path.c_str(), 1 << 20) != ARCHIVE_OK) {
-    return fail("{}: cannot read {}: {}", what, path.string(), archive_error_string(archive.get()));
+    return fail("{}: cannot read {}: {}", what, path.string(), archive_text(archive.get()));
   }
   archive_entry* entry = nullptr;
-  if (archive_read_next_header(archive.get(), &entry) != ARCHIVE_OK) {
-    return fail("{}: cannot read {}: {}", what, path.string(), archive_error_string(archive.get()));
+  int rc = archive_read_next_header(archive.get(), &entry);
+  if (rc == ARCHIVE_EOF) {
+    return std::string(); // an empty index: archives publish them for empty components
+  }
+  if (rc != ARCHIVE_OK) {
+    return fail("{}: cannot read {}: {}", what, path.string(), archive_text(archive.get()));
   }
   std::string text;
   std::vector<char> buffer(1 << 20);
   for (;;) {
     auto got = archive_read_data(archive.get(), buffer.data(), buffer.size());
     if (got < 0) {
-      return fail("{}: cannot decompress {}: {}", what, path.string(), archive_error_string(archive.get()));
+      return fail("{}: cannot decompress {}: {}", what, path.string(), archive_text(archive.get()));
     }
     if (got == 0) {
       break;
@@ -277,7 +306,7 @@ std::vector<RpmElement> parse_primary(std::string_view text) {
     element.text = package;
     element.name = between(package, "<name>", "</name>");
     element.arch = between(package, "<arch>", "</arch>");
-    element.location = attribute(package, "<location", "href");
+    element.location = xml_unescape(attribute(package, "<location", "href"));
     element.pkgid = between(package, ">", "</checksum>", package.find("<checksum"));
     elements.push_back(element);
   });

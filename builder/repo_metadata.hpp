@@ -57,8 +57,8 @@ struct RpmElement {
   std::string_view text;
   std::string_view name;
   std::string_view arch;
-  std::string_view location; // primary: the location href
-  std::string_view pkgid;    // primary: the checksum; filelists: the pkgid attribute
+  std::string location;   // primary: the location href, unescaped
+  std::string_view pkgid; // primary: the checksum; filelists: the pkgid attribute
 };
 
 std::vector<RpmElement> parse_primary(std::string_view text);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <set>
 
 // libsolv's extension headers (repo_deb.h, repo_rpmmd.h) declare C functions without
@@ -180,7 +181,29 @@ struct PackagePool::Impl {
     return package;
   }
 
-  // The installed packages that requirements of the new ones count on.
+  // What a host must have for `dep`: its name (a package, a provide or an rpm file),
+  // without the version, or its alternatives' names joined by " | ". A rich dependency
+  // (and, or, if) has no such form: nothing, and the base package that met it stands in.
+  std::optional<std::string> requirement_of(Id dep) {
+    if (!is_reldep(dep)) {
+      return pool_id2str(pool, dep);
+    }
+    auto flags = reldep(pool, dep)->flags;
+    if (flags < 8 || flags == REL_MULTIARCH || flags == REL_ARCH) {
+      return requirement_of(reldep(pool, dep)->name);
+    }
+    if (flags == REL_OR) {
+      auto left = requirement_of(reldep(pool, dep)->name);
+      auto right = requirement_of(reldep(pool, dep)->evr);
+      if (left && right) {
+        return fmt::format("{} | {}", *left, *right);
+      }
+    }
+    return std::nullopt;
+  }
+
+  // The installed packages that requirements of the new ones count on, one entry per
+  // distinct requirement (a base package may meet several).
   std::vector<BaseReliance> reliances(const std::vector<Id>& added) {
     std::map<std::string, BaseReliance> found;
     if (pool->installed == nullptr) {
@@ -209,14 +232,11 @@ struct PackagePool::Impl {
         }
         Solvable* b = pool->solvables + base;
         std::string name = pool_id2str(pool, b->name);
-        // What the host must have: the dependency's own name (a package or a provide, or a
-        // file for rpm), or for alternatives the base package that met it.
-        bool single = !is_reldep(dep) || reldep(pool, dep)->flags != REL_OR;
-        std::string requirement = single ? pool_id2str(pool, first_name(dep)) : name;
-        found.try_emplace(
-            name, BaseReliance{name, pool_id2str(pool, b->evr),
-                               fmt::format("{} requires {}", pool_id2str(pool, s->name), pool_dep2str(pool, dep)),
-                               requirement});
+        auto requirement = requirement_of(dep).value_or(name);
+        found.try_emplace(requirement, BaseReliance{name, pool_id2str(pool, b->evr),
+                                                    fmt::format("{} requires {}", pool_id2str(pool, s->name),
+                                                                pool_dep2str(pool, dep)),
+                                                    requirement});
       }
     }
     std::vector<BaseReliance> out;
@@ -277,6 +297,13 @@ Result<Solution> PackagePool::solve(const std::vector<std::string>& names, std::
   }
   std::unique_ptr<Solver, decltype(&solver_free)> solver(solver_create(pool), solver_free);
   solver_set_flag(solver.get(), SOLVER_FLAG_IGNORE_RECOMMENDED, 1);
+  if (impl.format == PackageFormat::rpm) {
+    // As dnf sets them: the best package within the arch and vendor policy, and
+    // obsoletes read as yum does.
+    solver_set_flag(solver.get(), SOLVER_FLAG_BEST_OBEY_POLICY, 1);
+    solver_set_flag(solver.get(), SOLVER_FLAG_YUM_OBSOLETES, 1);
+    solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_VENDORCHANGE, 1);
+  }
   int count = solver_solve(solver.get(), &job.q);
   for (Id problem = 1; problem <= count; ++problem) {
     problems.push_back(fmt::format("{}: {}", context, solver_problem2str(solver.get(), problem)));

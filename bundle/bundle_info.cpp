@@ -134,7 +134,8 @@ void read_components(const YAML::Node& root, BundleInfo& info, Problems& problem
 
 void read_package_targets(const YAML::Node& root, BundleInfo& info, Problems& problems) {
   static const std::regex word_pattern("[A-Za-z0-9][A-Za-z0-9._-]*");
-  static const std::regex path_pattern("packages/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+");
+  // Each component starts with a letter or digit: never "." or "..".
+  static const std::regex path_pattern("packages/[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*");
   static const std::regex glob_pattern("[A-Za-z0-9.*?_-]+");
   auto node = root["packages"];
   if (!node) {

@@ -103,8 +103,9 @@ Result<PackageSet> parse_package_set(const nlohmann::json& json, std::string_vie
   Fields fields(json, where, problems);
   PackageSet set;
   set.profile = fields.text("profile");
-  set.os = fields.text("os", std::regex("[A-Za-z0-9._-]+"));
-  set.version = fields.text("version", std::regex("[A-Za-z0-9._-]+"));
+  // Path components of packages/<os>/<version>: never "." or "..".
+  set.os = fields.text("os", std::regex("[A-Za-z0-9][A-Za-z0-9._-]*"));
+  set.version = fields.text("version", std::regex("[A-Za-z0-9][A-Za-z0-9._-]*"));
   set.arch = fields.text("arch", std::regex("amd64|arm64"));
   set.distro_arch = fields.text("distro_arch");
   set.format = fields.text("format", std::regex("deb|rpm"));

@@ -22,7 +22,11 @@ std::vector<std::string> child_environment(const std::vector<std::string>& extra
   bool has_path = false;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
-    auto name = entry.substr(0, entry.find('=') + 1);
+    auto equals = entry.find('=');
+    if (equals == std::string_view::npos || equals == 0) {
+      continue; // not NAME=value: nothing a child can use
+    }
+    auto name = entry.substr(0, equals + 1);
     bool replaced = std::ranges::any_of(extra, [&](const std::string& x) { return x.starts_with(name); });
     if (!replaced) {
       env.emplace_back(entry);
@@ -35,6 +39,26 @@ std::vector<std::string> child_environment(const std::vector<std::string>& extra
     env.emplace_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
   }
   return env;
+}
+
+// `name` as found in the PATH of `env`, or `name` itself when it has a slash or is not found
+// (posix_spawn then reports that it does not exist).
+std::string find_program(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) {
+    return name;
+  }
+  auto path = std::ranges::find_if(env, [](const std::string& e) { return e.starts_with("PATH="); });
+  std::string_view dirs = path == env.end() ? "" : std::string_view(*path).substr(5);
+  while (!dirs.empty()) {
+    auto colon = dirs.find(':');
+    auto dir = dirs.substr(0, colon);
+    dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
+    auto candidate = fmt::format("{}/{}", dir.empty() ? "." : dir, name);
+    if (::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return name;
 }
 
 std::vector<char*> pointers(std::vector<std::string>& strings) {
@@ -67,9 +91,11 @@ Result<ProcessResult> run_process(const std::vector<std::string>& args, ChildOut
   auto env_strings = child_environment(env);
   auto argv = pointers(arg_strings);
   auto envp = pointers(env_strings);
-  // posix_spawnp looks the program up in our PATH; the child gets envp.
+  // The program is looked up in the PATH the child gets (ours, or the fallback), not in
+  // posix_spawnp's default, which lacks /usr/sbin.
+  auto program = find_program(args.front(), env_strings);
   pid_t pid = 0;
-  int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     return fail("cannot run {}: {}", args.front(), errno_text(rc));

@@ -19,8 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // `path` inside `root`, with every symlink resolved as the host would (an absolute target
-// is relative to the root), without ever leaving the root.
-fs::path resolve_in_root(const fs::path& root, fs::path path) {
+// is relative to the root), without ever leaving the root; nothing for a symlink loop.
+std::optional<fs::path> resolve_in_root(const fs::path& root, fs::path path) {
   for (int hops = 0; hops < 40; ++hops) {
     fs::path resolved = "/";
     bool followed = false;
@@ -51,7 +51,7 @@ fs::path resolve_in_root(const fs::path& root, fs::path path) {
       return root / resolved.relative_path();
     }
   }
-  return root / path.relative_path();
+  return std::nullopt;
 }
 
 std::string arch_of_machine(std::uint16_t machine) {
@@ -70,7 +70,7 @@ Result<std::string> root_arch(const fs::path& root) {
   // Another root: the arch its own programs were built for.
   for (const char* program : {"/usr/bin/dpkg", "/usr/bin/rpm", "/bin/sh", "/usr/bin/sh", "/bin/bash"}) {
     auto path = resolve_in_root(root, program);
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(path ? ::open(path->c_str(), O_RDONLY | O_CLOEXEC) : -1);
     if (!fd) {
       continue;
     }
@@ -128,14 +128,17 @@ Result<PackageDatabase> dpkg_status(const Host& host) {
     return add_context(text.error(), "reading the host's dpkg database");
   }
   PackageDatabase db;
+  db.format = "deb";
   std::string name;
   std::string status;
   std::string provides;
   InstalledPackage package;
   auto flush = [&] {
-    if (!name.empty() && status.starts_with("install ") && !status.ends_with(" not-installed") &&
-        !status.ends_with(" config-files")) {
-      package.complete = status == "install ok installed";
+    // "Status: want flag state": only the state says what is on disk ("hold ok installed"
+    // is installed too); not-installed and config-files leave no package behind.
+    auto state = status.substr(status.rfind(' ') + 1);
+    if (!name.empty() && !status.empty() && state != "not-installed" && state != "config-files") {
+      package.complete = state == "installed";
       if (package.complete) {
         add_provides(provides, db.provided);
       }
@@ -182,6 +185,7 @@ Result<PackageDatabase> rpm_database(const Host& host) {
     return fail("reading the host's rpm database: `{}` exited with {}", command_line(args), result->exit_code);
   }
   PackageDatabase db;
+  db.format = "rpm";
   std::string_view rest(result->output);
   while (!rest.empty()) {
     auto end = rest.find('\n');
@@ -231,8 +235,8 @@ Result<Host> detect_host(const fs::path& root) {
   std::string text;
   fs::path used;
   for (const char* candidate : {"/etc/os-release", "/usr/lib/os-release"}) {
-    used = resolve_in_root(host.root, candidate);
-    if (auto read = read_text_file(used, 1 << 20)) {
+    used = resolve_in_root(host.root, candidate).value_or(fs::path());
+    if (auto read = used.empty() ? Result<std::string>(fail("a symlink loop")) : read_text_file(used, 1 << 20)) {
       text = std::move(*read);
       break;
     }
@@ -277,9 +281,28 @@ Result<PackageDatabase> installed_packages(const Host& host, std::string_view fo
 }
 
 bool PackageDatabase::satisfies(const Host& host, const std::string& requirement) const {
+  // "a | b": any alternative will do.
+  for (std::size_t begin = 0; begin <= requirement.size();) {
+    auto end = std::min(requirement.find(" | ", begin), requirement.size());
+    if (satisfies_one(host, requirement.substr(begin, end - begin))) {
+      return true;
+    }
+    begin = end + 3;
+  }
+  return false;
+}
+
+bool PackageDatabase::satisfies_one(const Host& host, const std::string& requirement) const {
+  if (requirement.starts_with('/') && format == "rpm") {
+    // rpm checks file requirements against its database, not the filesystem.
+    auto owner =
+        run_process({"rpm", "--root", host.root.string(), "-q", "--whatprovides", requirement}, ChildOutput::capture);
+    return owner && owner->exit_code == 0;
+  }
   if (requirement.starts_with('/')) {
+    auto path = resolve_in_root(host.root, requirement);
     std::error_code ec;
-    return fs::exists(resolve_in_root(host.root, requirement), ec);
+    return path && fs::exists(*path, ec);
   }
   auto found = packages.find(requirement);
   return (found != packages.end() && found->second.complete) || provided.contains(requirement);

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -44,9 +45,14 @@ struct InstalledPackage {
 struct PackageDatabase {
   std::multimap<std::string, InstalledPackage> packages; // by name
   std::set<std::string> provided;                        // what installed packages provide
+  std::string format;                                    // deb, rpm
 
-  // Whether a requirement (a package name, a virtual name or, for rpm, a file) is met.
+  // Whether a requirement is met: a package name, a virtual name or a file, or
+  // alternatives of those ("a | b").
   bool satisfies(const Host& host, const std::string& requirement) const;
+
+private:
+  bool satisfies_one(const Host& host, const std::string& requirement) const;
 };
 
 // The host's installed packages: deb from <root>/var/lib/dpkg/status, rpm from

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fmt/ranges.h>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -20,8 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Where, as the host sees it, the installer keeps the package directory it installs from.
-constexpr std::string_view k_state_dir = "/var/lib/kubexm/packages";
+// Where, as the host sees it, the installer keeps the package directories it installs from:
+// one per bundle (by digest), so that a refused run never touches another bundle's.
+constexpr std::string_view k_state_root = "/var/lib/kubexm/packages";
 
 // A package of the role and what the host has of it.
 struct Planned {
@@ -53,9 +55,12 @@ Plan plan_for(const Host& host, const PackageSet& set, const RolePackages& role,
       if (!same_arch(*package, it->second)) {
         continue;
       }
-      planned.installed = it->second.version;
-      planned.complete = it->second.complete;
-      at_version = it->second.version == package->evr && it->second.complete;
+      bool exact = it->second.version == package->evr && it->second.complete;
+      if (exact || !at_version) {
+        planned.installed = it->second.version;
+        planned.complete = it->second.complete;
+      }
+      at_version = at_version || exact;
     }
     plan.interrupted_before = plan.interrupted_before || !planned.complete;
     (at_version ? plan.present : plan.install).push_back(planned);
@@ -70,39 +75,73 @@ Plan plan_for(const Host& host, const PackageSet& set, const RolePackages& role,
 
 // The bundle's package directory for this host, extracted (or found extracted already).
 struct Extracted {
-  fs::path dir;     // the extraction target
-  fs::path set_dir; // dir/packages/<os>/<version>/<arch>
-  bool created = false;
-  fs::path created_top; // the outermost directory this run created, removed by undo
+  std::string state_dir; // as the host sees it: /var/lib/kubexm/packages/<digest>
+  fs::path dir;          // the same in our filesystem: the extraction target
+  fs::path set_dir;      // dir/packages/<os>/<version>/<arch>
+  fs::path created_top;  // the outermost directory this run created; empty when none
 };
+
+// What this run added is taken away again when it ends without installing.
+void undo(const Extracted& extracted) {
+  if (!extracted.created_top.empty()) {
+    (void)remove_tree(extracted.created_top);
+  }
+}
+
+// Refuses to write through a symlink or a non-directory on the way to `path` inside the
+// root: an absolute link there would send the writes (and undo's removal) to the machine
+// running the installer instead of the root.
+Status check_state_path(const Host& host, std::string_view path) {
+  fs::path at = host.root;
+  for (const auto& part : fs::path(path).relative_path()) {
+    at /= part;
+    std::error_code ec;
+    auto status = fs::symlink_status(at, ec);
+    if (ec || status.type() == fs::file_type::not_found) {
+      return {};
+    }
+    if (status.type() != fs::file_type::directory) {
+      return fail("{} is not a directory (a symlink?); the installer keeps its packages under {} and writes nothing "
+                  "through links: make it a directory",
+                  at.string(), k_state_root);
+    }
+  }
+  return {};
+}
 
 Result<Extracted> extract_set(const PackagesRequest& request, const BundleHeader& header, const Host& host,
                               const std::string& set_path) {
   Extracted out;
-  out.dir = host.at(k_state_dir);
+  out.state_dir = fmt::format("{}/{}", k_state_root, to_hex(header.digest).substr(0, 16));
+  if (auto status = check_state_path(host, out.state_dir); !status) {
+    return std::unexpected(status.error());
+  }
+  out.dir = host.at(out.state_dir);
   out.set_dir = out.dir / set_path;
   std::error_code ec;
-  out.created = !fs::exists(out.dir, ec);
-  if (!out.created) {
-    // Left by another bundle: its packages are not this bundle's, so it is replaced.
-    auto sums = read_text_file(out.dir / "SHA256SUMS", 64 << 20);
-    if (!sums || sha256_of(*sums) != header.digest) {
-      spdlog::info("{} holds another bundle's packages; replacing them", out.dir.string());
-      if (auto status = remove_tree(out.dir); !status) {
-        return std::unexpected(status.error());
-      }
-      out.created = true;
-    }
-  }
-  for (auto dir = out.dir; !dir.empty() && dir != host.root && !fs::exists(dir, ec); dir = dir.parent_path()) {
+  for (auto dir = out.dir; dir != host.root && !fs::exists(fs::symlink_status(dir, ec)); dir = dir.parent_path()) {
     out.created_top = dir;
   }
   fs::create_directories(out.dir.parent_path(), ec);
+  if (ec) {
+    return fail("cannot create {}: {}", out.dir.parent_path().string(), ec.message());
+  }
   auto report = extract_bundle(request.bundle, out.dir, request.progress, set_path);
   if (!report) {
+    undo(out);
     return add_context(report.error(), fmt::format("extracting {} into {}", set_path, out.dir.string()));
   }
   return out;
+}
+
+// Once a bundle's packages are installed, the directories of other bundles are not needed.
+void remove_other_bundles(const Host& host, const Extracted& extracted) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(host.at(k_state_root), ec)) {
+    if (entry.path() != extracted.dir && entry.is_directory(ec) && !entry.is_symlink(ec)) {
+      (void)remove_tree(entry.path());
+    }
+  }
 }
 
 // chroot ROOT for another root; nothing for the running system.
@@ -131,8 +170,7 @@ Status run_checked(std::string_view what, const std::vector<std::string>& args,
 
 // apt, offline: a sources list naming only the bundle's flat repository, and lists, caches
 // and preferences of its own, so that neither the host's sources nor its apt state count.
-std::vector<std::string> apt_options() {
-  auto state = std::string(k_state_dir);
+std::vector<std::string> apt_options(const std::string& state) {
   std::vector<std::string> options;
   for (const auto& setting :
        {"Dir::Etc::SourceList=" + state + "/kubexm.list", "Dir::Etc::SourceParts=" + state + "/sources.list.d",
@@ -146,10 +184,13 @@ std::vector<std::string> apt_options() {
 }
 
 Status install_deb(const Host& host, const Extracted& extracted, const std::string& set_path, const Plan& plan) {
-  auto repo = fmt::format("{}/{}", k_state_dir, set_path);
+  auto repo = fmt::format("{}/{}", extracted.state_dir, set_path);
   for (const char* dir : {"sources.list.d", "apt/lists/partial", "apt/cache/archives/partial"}) {
     std::error_code ec;
     fs::create_directories(extracted.dir / dir, ec);
+    if (ec) {
+      return fail("cannot create {}: {}", (extracted.dir / dir).string(), ec.message());
+    }
   }
   auto list =
       fmt::format("# The kubexm bundle's packages, for an offline install.\ndeb [trusted=yes] file:{} ./\n", repo);
@@ -166,7 +207,7 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
       return status;
     }
   }
-  auto options = apt_options();
+  auto options = apt_options(extracted.state_dir);
   std::vector<std::string> update{"apt-get", "-q"};
   update.insert(update.end(), options.begin(), options.end());
   update.emplace_back("update");
@@ -174,7 +215,9 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
       !status) {
     return status;
   }
-  std::vector<std::string> install{"apt-get", "-q", "-y", "--no-install-recommends", "--allow-downgrades"};
+  // Never removes a package to make room, never downgrades one: apt refuses instead, and
+  // the host stays as it was.
+  std::vector<std::string> install{"apt-get", "-q", "-y", "--no-install-recommends", "--no-remove"};
   install.insert(install.end(), options.begin(), options.end());
   install.emplace_back("install");
   for (const auto& planned : plan.install) {
@@ -185,7 +228,8 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
 
 Status install_rpm(const Host& host, const Extracted& extracted, const Plan& plan) {
   // rpm orders the transaction itself and checks it against the host's database.
-  std::vector<std::string> args{"rpm", "--root", host.root.string(), "-U", "-v", "--oldpackage"};
+  // Without --oldpackage: rpm refuses to replace a newer installed version.
+  std::vector<std::string> args{"rpm", "--root", host.root.string(), "-U", "-v"};
   for (const auto& planned : plan.install) {
     args.push_back((extracted.set_dir / planned.package->file).string());
   }
@@ -261,19 +305,23 @@ nlohmann::json json_report(const Host& host, const PackageSet& set, const std::s
 }
 
 Error missing_base_error(const PackageSet& set, const std::string& role, const Plan& plan, const Host& host) {
-  std::vector<std::string> lines;
+  // One line per base package, however many of its provides the closure needs.
+  std::map<std::string, std::vector<const BaseReliance*>> by_package;
   for (const auto& base : plan.missing_base) {
-    lines.push_back(base.requirement == base.name
-                        ? fmt::format("  {} ({})", base.name, base.needed_by)
-                        : fmt::format("  {}, e.g. {} ({})", base.requirement, base.name, base.needed_by));
+    by_package[base.name].push_back(&base);
   }
+  std::vector<std::string> lines;
+  for (const auto& [name, needs] : by_package) {
+    lines.push_back(fmt::format("  {} ({}{})", name, needs.front()->needed_by,
+                                needs.size() > 1 ? fmt::format("; and {} more", needs.size() - 1) : ""));
+  }
+  auto count = by_package.size();
   return Error(ErrorKind::failure,
                fmt::format("preflight: {} lacks {} base package{} that the {} closure of role {} relies on; nothing "
                            "was changed:\n{}\ninstall {} from the OS's own media, or build the bundle with "
                            "`packages: {{closure: full}}` for hosts below a minimal install",
-                           host.root == "/" ? "this host" : host.root.string(), plan.missing_base.size(),
-                           plan.missing_base.size() == 1 ? "" : "s", set.label(), role, fmt::join(lines, "\n"),
-                           plan.missing_base.size() == 1 ? "it" : "them"));
+                           host.root == "/" ? "this host" : host.root.string(), count, count == 1 ? "" : "s",
+                           set.label(), role, fmt::join(lines, "\n"), count == 1 ? "it" : "them"));
 }
 
 Result<const PackageTargetRecord*> target_for(const BundleHeader& header, const Host& host) {
@@ -294,9 +342,52 @@ Result<const PackageTargetRecord*> target_for(const BundleHeader& header, const 
   return target;
 }
 
-} // namespace
+Result<PackageSet> read_set(const Extracted& extracted) {
+  auto path = extracted.set_dir / k_package_set_file;
+  auto text = read_text_file(path, 64 << 20);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  return parse_package_set(nlohmann::json::parse(*text, nullptr, false), path.string());
+}
 
-Result<std::string> install_packages(const PackagesRequest& request) {
+// Everything a run works with, once the bundle's directory for this host is extracted.
+struct Session {
+  const PackagesRequest& request;
+  Host host;
+  Extracted extracted;
+  std::string set_path;
+  PackageSet set;
+  const RolePackages* role = nullptr;
+  Plan plan;
+
+  std::string report(std::string_view outcome, const std::string& tail) const {
+    return request.json ? json_report(host, set, request.role, plan, outcome).dump(2) + "\n"
+                        : text_report(host, set, request.role, plan) + tail;
+  }
+};
+
+// Reads the extracted set and the host's database and plans the role.
+Status plan_session(Session& session) {
+  auto set = read_set(session.extracted);
+  if (!set) {
+    return std::unexpected(set.error());
+  }
+  session.set = std::move(*set);
+  auto role = session.set.roles.find(session.request.role);
+  if (role == session.set.roles.end()) {
+    return fail("{}: no packages for role {}", session.set.label(), session.request.role);
+  }
+  session.role = &role->second;
+  auto installed = installed_packages(session.host, session.set.format);
+  if (!installed) {
+    return std::unexpected(installed.error());
+  }
+  session.plan = plan_for(session.host, session.set, *session.role, *installed);
+  return {};
+}
+
+Result<Session> open_session(const PackagesRequest& request) {
   auto header = read_bundle_header(request.bundle);
   if (!header) {
     return add_context(header.error(), request.bundle.string());
@@ -306,7 +397,10 @@ Result<std::string> install_packages(const PackagesRequest& request) {
                                                                fmt::join(header->info.roles, ", "))));
   }
   auto host = detect_host(request.root);
-  auto target = host ? target_for(*header, *host) : Result<const PackageTargetRecord*>(std::unexpected(host.error()));
+  if (!host) {
+    return std::unexpected(host.error());
+  }
+  auto target = target_for(*header, *host);
   if (!target) {
     return std::unexpected(target.error());
   }
@@ -315,63 +409,65 @@ Result<std::string> install_packages(const PackagesRequest& request) {
   if (!extracted) {
     return std::unexpected(extracted.error());
   }
-  // What this run added is taken away again when it ends without installing.
-  auto undo = [&] {
-    if (extracted->created) {
-      (void)remove_tree(extracted->created_top.empty() ? extracted->dir : extracted->created_top);
-    }
-  };
-  auto json_path = extracted->set_dir / k_package_set_file;
-  auto text = read_text_file(json_path, 64 << 20);
-  auto parsed = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
-  auto set = text ? parse_package_set(parsed, json_path.string()) : Result<PackageSet>(std::unexpected(text.error()));
-  auto installed = set ? installed_packages(*host, set->format) : Result<PackageDatabase>(std::unexpected(set.error()));
-  if (!installed) {
-    undo();
-    return std::unexpected(installed.error());
+  Session session{request, std::move(*host), std::move(*extracted), set_path, {}, nullptr, {}};
+  if (auto status = plan_session(session); !status) {
+    undo(session.extracted);
+    return std::unexpected(status.error());
   }
-  auto role = set->roles.find(request.role);
-  if (role == set->roles.end()) {
-    undo();
-    return fail("{}: no packages for role {}", json_path.string(), request.role);
-  }
-  auto plan = plan_for(*host, *set, role->second, *installed);
-  auto report = [&](std::string_view outcome, std::string text_tail) {
-    return request.json ? json_report(*host, *set, request.role, plan, outcome).dump(2) + "\n"
-                        : text_report(*host, *set, request.role, plan) + text_tail;
-  };
-  if (!plan.missing_base.empty()) {
-    undo();
-    if (request.json) {
-      (void)print_stdout(report("missing-base", ""));
-    }
-    return std::unexpected(missing_base_error(*set, request.role, plan, *host));
-  }
-  auto base_line = fmt::format("preflight: the {} base packages the closure relies on are installed\n",
-                               role->second.relies_on.size());
-  if (plan.install.empty()) {
-    return report("nothing-to-do", base_line + fmt::format("nothing to install: all {} packages of role {} are "
-                                                           "installed at their locked versions; nothing changed\n",
-                                                           plan.present.size(), request.role));
-  }
-  if (request.dry_run) {
-    undo();
-    return report("dry-run", base_line + "dry run: nothing was changed\n");
-  }
-  auto status =
-      set->format == "deb" ? install_deb(*host, *extracted, set_path, plan) : install_rpm(*host, *extracted, plan);
+  return session;
+}
+
+Status install(const Session& session) {
+  const auto& s = session;
+  auto status = s.set.format == "deb" ? install_deb(s.host, s.extracted, s.set_path, s.plan)
+                                      : install_rpm(s.host, s.extracted, s.plan);
   if (status) {
-    status = check_installed(*host, *set, role->second);
+    status = check_installed(s.host, s.set, *s.role);
   }
   if (!status) {
     return add_context(status.error(), fmt::format("installing the {} packages of role {} (run the same command "
                                                    "again to finish)",
-                                                   set->label(), request.role));
+                                                   s.set.label(), s.request.role));
   }
-  return report("installed", base_line + fmt::format("installed {} packages with {}, offline; all {} packages of "
-                                                     "role {} are at their locked versions\n",
-                                                     plan.install.size(), set->format == "deb" ? "apt" : "rpm",
-                                                     plan.present.size() + plan.install.size(), request.role));
+  return {};
+}
+
+} // namespace
+
+Result<std::string> install_packages(const PackagesRequest& request) {
+  auto session = open_session(request);
+  if (!session) {
+    return std::unexpected(session.error());
+  }
+  const auto& plan = session->plan;
+  if (!plan.missing_base.empty()) {
+    undo(session->extracted);
+    if (request.json) {
+      (void)print_stdout(session->report("missing-base", ""));
+    }
+    return std::unexpected(missing_base_error(session->set, request.role, plan, session->host));
+  }
+  auto base_line = fmt::format("preflight: the {} requirements the closure has of the base system are met\n",
+                               session->role->relies_on.size());
+  if (plan.install.empty() || request.dry_run) {
+    // Nothing is installed: what this run extracted is not left behind.
+    undo(session->extracted);
+    return session->report(plan.install.empty() ? "nothing-to-do" : "dry-run",
+                           base_line + (plan.install.empty()
+                                            ? fmt::format("nothing to install: all {} packages of role {} are "
+                                                          "installed at their locked versions; nothing changed\n",
+                                                          plan.present.size(), request.role)
+                                            : std::string("dry run: nothing was changed\n")));
+  }
+  if (auto status = install(*session); !status) {
+    return std::unexpected(status.error());
+  }
+  remove_other_bundles(session->host, session->extracted);
+  return session->report("installed",
+                         base_line + fmt::format("installed {} packages with {}, offline; all {} "
+                                                 "packages of role {} are at their locked versions\n",
+                                                 plan.install.size(), session->set.format == "deb" ? "apt" : "rpm",
+                                                 plan.present.size() + plan.install.size(), request.role));
 }
 
 } // namespace kubexm

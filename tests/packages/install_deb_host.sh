@@ -35,6 +35,17 @@ grep -q "^  tzdata (chrony requires tzdata)$" "$WORK/stderr" || { cat "$WORK/std
 rm -rf "$WORK/broken"
 pass "the preflight refuses a root without tzdata, names it and what needs it, and changes nothing"
 
+# A root whose /var/lib is an absolute symlink out of it: nothing is written through it.
+cp -a "$ROOT" "$WORK/linked"
+mkdir -p "$WORK/outside"
+mv "$WORK/linked/var/lib" "$WORK/outside/lib"
+ln -s "$WORK/outside/lib" "$WORK/linked/var/lib"
+expect_failure 1 "$WORK/linked/var/lib is not a directory \(a symlink\?\); the installer keeps its packages under /var/lib/kubexm/packages and writes nothing through links" \
+  unshare -n "$BUNDLE" packages --role worker --root "$WORK/linked"
+[ ! -e "$WORK/outside/lib/kubexm" ] || fail "the installer wrote through a symlink out of the root"
+rm -rf "$WORK/linked" "$WORK/outside"
+pass "a root whose /var/lib links out of it is refused before anything is written"
+
 # 2. A dry run shows the plan and changes nothing.
 before=$(fingerprint "$ROOT")
 unshare -n "$BUNDLE" packages --role worker --root "$ROOT" --dry-run --json >"$WORK/dry.json" 2>"$WORK/dry.err" ||

@@ -98,12 +98,16 @@ TEST(Host, DpkgStatusGivesInstalledAndProvidedAndHalfInstalled) {
              "Provides: libsystemd0 (= 252.9-1), logind\nDescription: x\n more\n\n"
              "Package: tzdata\nStatus: install ok unpacked\nArchitecture: all\nVersion: 2025b-0\n\n"
              "Package: old\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1\n\n"
-             "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n");
+             "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n\n"
+             "Package: held\nStatus: hold ok installed\nArchitecture: amd64\nVersion: 3\n");
   auto host = detect_host(dir.path());
   ASSERT_TRUE(host);
   auto db = installed_packages(*host, "deb");
   ASSERT_TRUE(db) << db.error().message();
-  EXPECT_EQ(db->packages.size(), 3u); // "old" left only its config files
+  EXPECT_EQ(db->packages.size(), 4u);                   // "old" left only its config files
+  EXPECT_TRUE(db->satisfies(*host, "held"));            // held at its version is installed
+  EXPECT_TRUE(db->satisfies(*host, "no-such | libc6")); // alternatives: any one
+  EXPECT_FALSE(db->satisfies(*host, "no-such | tzdata"));
   EXPECT_TRUE(db->satisfies(*host, "libc6"));
   EXPECT_TRUE(db->satisfies(*host, "libsystemd0")); // a provide
   EXPECT_TRUE(db->satisfies(*host, "logind"));

@@ -59,7 +59,6 @@ TEST(ShippedProfiles, NamesAreMappedPerDistribution) {
   EXPECT_NE(std::ranges::find(rocky, "container-selinux"), rocky.end());
   EXPECT_EQ((*profiles)[1].repository_url((*profiles)[1].repositories[0], "arm64"),
             "https://mirrors.aliyun.com/rockylinux/9/BaseOS/aarch64/os");
-  EXPECT_EQ((*profiles)[0].bundle_dir("arm64"), "packages/debian/12/arm64");
 }
 
 TEST(Profiles, EveryMistakeIsReportedWithItsLine) {
@@ -124,6 +123,25 @@ TEST(RepoMetadata, RealRepomdAndPrimaryAreTakenApart) {
   auto sha1 = std::string(*repomd_text);
   sha1.replace(sha1.find("type=\"sha256\""), 13, "type=\"sha1\"");
   EXPECT_FALSE(parse_repomd(sha1, "repomd.xml"));
+}
+
+TEST(RepoMetadata, LocationsAreUnescapedWhenReadAndEscapedWhenWritten) {
+  auto elements = parse_primary("<package type=\"rpm\"><name>a&amp;b</name><arch>noarch</arch>"
+                                "<location href=\"Packages/a&amp;b-1.rpm\"/></package>");
+  ASSERT_EQ(elements.size(), 1u);
+  EXPECT_EQ(elements[0].location, "Packages/a&b-1.rpm");
+  auto moved = rewrite_location(elements[0], "a&b-1.rpm");
+  EXPECT_NE(moved.find("<location href=\"a&amp;b-1.rpm\"/>"), std::string::npos) << moved;
+  EXPECT_EQ(parse_primary(moved)[0].location, "a&b-1.rpm");
+}
+
+TEST(RepoMetadata, AnEmptyIndexIsEmptyNotAnError) {
+  TempDir dir;
+  write_file(dir / "Packages", "");
+  auto text = read_maybe_compressed(dir / "Packages", "Packages");
+  ASSERT_TRUE(text) << text.error().message();
+  EXPECT_TRUE(text->empty());
+  EXPECT_TRUE(parse_packages_index(*text).empty());
 }
 
 TEST(RepoMetadata, StanzasKeepEverythingButTheirFilename) {
