@@ -548,10 +548,10 @@ void read_package_plan(Plan& plan, const fs::path& os_profiles_dir, Problems& pr
   }
   std::map<std::string, std::string> dirs; // packages/<os>/<version> -> profile
   for (const auto& profile : *profiles) {
-    auto dir = fmt::format("packages/{}/{}", profile.os, profile.version);
-    if (auto [other, fresh] = dirs.try_emplace(dir, profile.name); !fresh) {
+    auto bundle_dir = fmt::format("packages/{}/{}", profile.os, profile.version);
+    if (auto [other, fresh] = dirs.try_emplace(bundle_dir, profile.name); !fresh) {
       problems.add(fmt::format("os_profiles: {} and {} would both use {} in the bundle (the same os and version)",
-                               other->second, profile.name, dir));
+                               other->second, profile.name, bundle_dir));
     }
     for (const auto& arch : plan.bundle.arches) {
       if (!profile.arches.contains(arch)) {
