@@ -15,6 +15,8 @@ packages=(
   # the OS package tests: a Debian mirror from apt's lists, a debootstrapped host, an rpm
   # repository built with rpmbuild and createrepo_c, and dnf and apt to compare closures with
   lz4 dpkg-dev apt-utils debootstrap rpm createrepo-c dnf
+  # the container image fixture: images built without a daemon, a local registry, skopeo
+  umoci docker-registry skopeo
 )
 
 sudo=""
