@@ -1,5 +1,6 @@
 #include "builder/manifest.hpp"
 
+#include "builder/data_dir.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/log.hpp"
 #include "bundle/problems.hpp"
@@ -522,16 +523,7 @@ const char* to_string(PinSource source) {
 }
 
 fs::path default_manifests_dir() {
-  if (const char* dir = std::getenv("KUBEXM_MANIFESTS"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  auto installed = self.parent_path().parent_path() / "share" / "kubexm" / "manifests";
-  if (fs::exists(installed / "catalogue.yaml", ec)) {
-    return installed;
-  }
-  return KUBEXM_SOURCE_MANIFESTS;
+  return data_dir("KUBEXM_MANIFESTS", "manifests", "catalogue.yaml", KUBEXM_SOURCE_MANIFESTS);
 }
 
 // The profiles and package sets a plan with OS packages needs.

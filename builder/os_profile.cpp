@@ -1,5 +1,6 @@
 #include "builder/os_profile.hpp"
 
+#include "builder/data_dir.hpp"
 #include "bundle/problems.hpp"
 #include "bundle/yaml_fields.hpp"
 
@@ -271,16 +272,7 @@ std::vector<std::string> role_packages(const PackageSets& sets, const OsProfile&
 }
 
 fs::path default_os_profiles_dir() {
-  if (const char* dir = std::getenv("KUBEXM_OS_PROFILES"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  auto installed = self.parent_path().parent_path() / "share" / "kubexm" / "os-profiles";
-  if (fs::exists(installed / "packages.yaml", ec)) {
-    return installed;
-  }
-  return KUBEXM_SOURCE_OS_PROFILES;
+  return data_dir("KUBEXM_OS_PROFILES", "os-profiles", "packages.yaml", KUBEXM_SOURCE_OS_PROFILES);
 }
 
 const char* to_string(PackageFormat format) {
