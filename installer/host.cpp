@@ -139,6 +139,7 @@ Result<PackageDatabase> dpkg_status(const Host& host) {
     auto state = status.substr(status.rfind(' ') + 1);
     if (!name.empty() && !status.empty() && state != "not-installed" && state != "config-files") {
       package.complete = state == "installed";
+      package.unpack_again = state == "half-installed" || status.find(" reinstreq ") != std::string::npos;
       if (package.complete) {
         add_provides(provides, db.provided);
       }

@@ -39,6 +39,9 @@ struct InstalledPackage {
   std::string version; // deb: the Version; rpm: [epoch:]version-release
   std::string arch;
   bool complete = true; // deb: "install ok installed"; false for half-installed states
+  // deb: dpkg stopped while unpacking it ("half-installed", or the reinstreq flag): its files
+  // are partly there and dpkg --configure refuses it until it is unpacked again.
+  bool unpack_again = false;
 };
 
 // What the host's package database says is installed.

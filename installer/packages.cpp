@@ -30,13 +30,15 @@ struct Planned {
   const PackageRecord* package;
   std::string installed; // the version the host has, if any
   bool complete = true;
+  bool unpack_again = false;
 };
 
 struct Plan {
   std::vector<Planned> present; // at the locked version already
   std::vector<Planned> install; // missing, another version, or half-installed
   std::vector<BaseReliance> missing_base;
-  bool interrupted_before = false; // a package is half-installed: dpkg --configure -a first
+  bool interrupted_before = false;                // a package is half-installed: dpkg --configure -a first
+  std::vector<const PackageRecord*> unpack_again; // dpkg was killed unpacking these
 };
 
 bool same_arch(const PackageRecord& package, const InstalledPackage& installed) {
@@ -59,10 +61,14 @@ Plan plan_for(const Host& host, const PackageSet& set, const RolePackages& role,
       if (exact || !at_version) {
         planned.installed = it->second.version;
         planned.complete = it->second.complete;
+        planned.unpack_again = it->second.unpack_again;
       }
       at_version = at_version || exact;
     }
     plan.interrupted_before = plan.interrupted_before || !planned.complete;
+    if (planned.unpack_again) {
+      plan.unpack_again.push_back(package);
+    }
     (at_version ? plan.present : plan.install).push_back(planned);
   }
   for (const auto& base : role.relies_on) {
@@ -201,6 +207,19 @@ Status install_deb(const Host& host, const Extracted& extracted, const std::stri
   std::error_code ec;
   auto journal = host.at("/var/lib/dpkg/updates");
   bool journal_pending = fs::exists(journal, ec) && !fs::is_empty(journal, ec);
+  if (!plan.unpack_again.empty()) {
+    // dpkg --configure -a refuses a package whose unpacking was cut off; its .deb from the
+    // bundle is unpacked again first (only pre-dependencies matter to an unpack).
+    std::vector<std::string> unpack{"dpkg", "--unpack"};
+    for (const auto* package : plan.unpack_again) {
+      unpack.push_back(fmt::format("{}/{}", repo, package->file));
+    }
+    if (auto status = run_checked(fmt::format("dpkg --unpack of {} half-installed packages", plan.unpack_again.size()),
+                                  in_root(host, unpack), env);
+        !status) {
+      return status;
+    }
+  }
   if (plan.interrupted_before || journal_pending) {
     // A run killed during dpkg leaves packages unpacked but not configured.
     if (auto status = run_checked("dpkg --configure -a", in_root(host, {"dpkg", "--configure", "-a"}), env); !status) {
@@ -248,11 +267,13 @@ Status check_installed(const Host& host, const PackageSet& set, const RolePackag
   }
   std::vector<std::string> wrong;
   for (const auto& planned : after.install) {
-    wrong.push_back(fmt::format("{} {} (the host has {})", planned.package->name, planned.package->evr,
-                                planned.installed.empty() ? "none" : planned.installed));
+    auto has = planned.installed.empty() ? std::string("none")
+               : planned.complete        ? planned.installed
+                                         : planned.installed + ", not completely installed";
+    wrong.push_back(fmt::format("{} {} (the host has {})", planned.package->name, planned.package->evr, has));
   }
-  return fail("after installing, {} packages are not at their locked version: {}", wrong.size(),
-              fmt::join(wrong, ", "));
+  return fail("after installing, {} of the role's packages {} not at the locked version: {}", wrong.size(),
+              wrong.size() == 1 ? "is" : "are", fmt::join(wrong, ", "));
 }
 
 std::string text_report(const Host& host, const PackageSet& set, const std::string& role, const Plan& plan) {

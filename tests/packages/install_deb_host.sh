@@ -108,6 +108,26 @@ grep -q "^nothing to install: all [0-9]* packages of role worker are installed a
 [ "$before" = "$(fingerprint "$ROOT")" ] || fail "the second run changed the root"
 pass "a second run installs nothing and says so"
 
+# 5b. What dpkg leaves when it is killed while unpacking (the state the kill above hits only
+# sometimes): a package marked half-installed and needing reinstallation, its files partly
+# gone. dpkg --configure -a refuses it; the next run unpacks it again from the bundle.
+cp -a "$ROOT" "$WORK/cut"
+python3 - "$WORK/cut/var/lib/dpkg/status" <<'EOF' || fail "could not mark socat half-installed"
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+text, n = re.subn(r"(Package: socat\n(?:[^\n]+\n)*?)Status: install ok installed", r"\1Status: install reinstreq half-installed", text)
+assert n == 1, n
+open(path, "w").write(text)
+EOF
+rm -f "$WORK/cut/usr/bin/socat"
+unshare -n "$BUNDLE" packages --role worker --root "$WORK/cut" >"$WORK/cut.out" 2>"$WORK/cut.err" ||
+  { tail -30 "$WORK/cut.err"; fail "a half-installed package was not reinstalled"; }
+grep -q "install ok installed" <(grep -A3 "^Package: socat$" "$WORK/cut/var/lib/dpkg/status") || fail "socat is still not installed"
+unshare -n chroot "$WORK/cut" socat -V | grep -q "socat version" || fail "socat does not run after the reinstall"
+rm -rf "$WORK/cut"
+pass "a package dpkg was killed unpacking is unpacked again from the bundle and configured"
+
 # 6. Another OS, another arch: each told what the bundle carries and what to build.
 cp -a "$ROOT" "$WORK/ubuntu"
 rm -f "$WORK/ubuntu/etc/os-release" "$WORK/ubuntu/usr/lib/os-release"

@@ -99,12 +99,13 @@ TEST(Host, DpkgStatusGivesInstalledAndProvidedAndHalfInstalled) {
              "Package: tzdata\nStatus: install ok unpacked\nArchitecture: all\nVersion: 2025b-0\n\n"
              "Package: old\nStatus: deinstall ok config-files\nArchitecture: amd64\nVersion: 1\n\n"
              "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n\n"
-             "Package: held\nStatus: hold ok installed\nArchitecture: amd64\nVersion: 3\n");
+             "Package: held\nStatus: hold ok installed\nArchitecture: amd64\nVersion: 3\n\n"
+             "Package: libelf1\nStatus: install reinstreq half-installed\nArchitecture: amd64\nVersion: 0.188-2.1\n");
   auto host = detect_host(dir.path());
   ASSERT_TRUE(host);
   auto db = installed_packages(*host, "deb");
   ASSERT_TRUE(db) << db.error().message();
-  EXPECT_EQ(db->packages.size(), 4u);                   // "old" left only its config files
+  EXPECT_EQ(db->packages.size(), 5u);                   // "old" left only its config files
   EXPECT_TRUE(db->satisfies(*host, "held"));            // held at its version is installed
   EXPECT_TRUE(db->satisfies(*host, "no-such | libc6")); // alternatives: any one
   EXPECT_FALSE(db->satisfies(*host, "no-such | tzdata"));
@@ -113,6 +114,10 @@ TEST(Host, DpkgStatusGivesInstalledAndProvidedAndHalfInstalled) {
   EXPECT_TRUE(db->satisfies(*host, "logind"));
   EXPECT_FALSE(db->satisfies(*host, "tzdata")); // unpacked, not configured
   EXPECT_FALSE(db->packages.find("tzdata")->second.complete);
+  EXPECT_FALSE(db->packages.find("tzdata")->second.unpack_again); // dpkg --configure finishes it
+  EXPECT_FALSE(db->packages.find("libelf1")->second.complete);
+  EXPECT_TRUE(db->packages.find("libelf1")->second.unpack_again); // killed while unpacking
+  EXPECT_FALSE(db->packages.find("libc6")->second.unpack_again);
   EXPECT_FALSE(db->satisfies(*host, "old"));
   EXPECT_TRUE(db->satisfies(*host, "/usr/bin/dpkg")); // a file requirement, inside the root
   EXPECT_FALSE(db->satisfies(*host, "/usr/bin/no-such-file"));
