@@ -1,6 +1,7 @@
 #include "builder/build.hpp"
 
 #include "builder/packages.hpp"
+#include "builder/registry.hpp"
 #include "builder/unpack.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/fs.hpp"
@@ -137,7 +138,7 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
   }
   // Binaries and OS packages are resolved independently, so one run reports the problems
   // of both.
-  Lock lock{plan.bundle, {}, {}};
+  Lock lock{plan.bundle, {}, {}, {}};
   std::vector<Error> errors;
   if (auto binaries = resolve_binaries(plan, cache, options); binaries) {
     lock.artifacts = std::move(*binaries);
@@ -148,6 +149,16 @@ Result<Lock> resolve_plan(const Plan& plan, const Cache& cache, const FetchOptio
     lock.package_sets = std::move(*sets);
   } else {
     errors.push_back(sets.error());
+  }
+  // Like binaries, images are fetched and verified by the resolve that pins them.
+  auto images = resolve_images(plan.images, plan.bundle.arches, cache, options.registries);
+  if (images) {
+    lock.images = std::move(*images);
+  }
+  if (auto fetched =
+          images ? fetch_images(lock.images, cache, options.registries) : Status(std::unexpected(images.error()));
+      !fetched) {
+    errors.push_back(fetched.error());
   }
   if (auto status = join_errors(errors); !status) {
     return std::unexpected(status.error());
@@ -163,6 +174,9 @@ Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& opti
   auto fetched = fetch_all(downloads, cache, options);
   std::vector<Error> errors;
   if (auto status = fetch_packages(lock.package_sets, cache, options); !status) {
+    errors.push_back(status.error());
+  }
+  if (auto status = fetch_images(lock.images, cache, options.registries); !status) {
     errors.push_back(status.error());
   }
   std::size_t hits = 0;
@@ -239,6 +253,9 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
     }
   }
   if (auto status = assemble_packages(lock.package_sets, cache, tree); !status) {
+    errors.push_back(status.error());
+  }
+  if (auto status = assemble_images(lock.images, cache, tree); !status) {
     errors.push_back(status.error());
   }
   if (auto status = join_errors(errors); !status) {

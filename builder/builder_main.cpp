@@ -38,6 +38,10 @@ struct BuilderOptions {
   std::optional<fs::path> lock;
   std::optional<fs::path> cache;
   std::vector<std::string> mirrors;
+  std::vector<std::string> registry_mirrors;
+  std::vector<std::string> insecure_registries;
+  std::optional<fs::path> authfile;
+  std::string images_policy = "strict";
   std::optional<fs::path> ca_file;
   unsigned jobs = 4;
   unsigned retries = 4;
@@ -85,6 +89,22 @@ Result<FetchOptions> fetch_options(const BuilderOptions& options) {
     }
     fetch.mirrors.push_back(*mirror);
   }
+  auto& registries = fetch.registries;
+  for (const auto& text : options.registry_mirrors) {
+    auto equals = text.find('=');
+    if (equals == std::string::npos || equals == 0 || equals + 1 == text.size() ||
+        text.find("://") != std::string::npos) {
+      return std::unexpected(
+          Error(ErrorKind::usage, fmt::format("--registry-mirror '{}': expected FROM=TO, registries with an optional "
+                                              "path and no scheme, e.g. docker.io=registry.site:5000/dockerhub",
+                                              text)));
+    }
+    registries.mirrors.push_back({text.substr(0, equals), text.substr(equals + 1)});
+  }
+  registries.insecure = options.insecure_registries;
+  registries.authfile = options.authfile.value_or(fs::path()).string();
+  registries.policy = options.images_policy == "warn" ? ImagesPolicy::warn : ImagesPolicy::strict;
+  registries.jobs = fetch.jobs;
   return fetch;
 }
 
@@ -370,6 +390,27 @@ int builder_main(int argc, char** argv) {
                      "Retries of a download that failed in a way that may pass (refused or cut connection, "
                      "HTTP 5xx), resuming where it stopped, after 0.5 s, 1 s, 2 s, ... (at most 8 s)")
         ->check(CLI::Range(0, 20));
+    command
+        ->add_option("--registry-mirror", options.registry_mirrors,
+                     "Read images of registry (or registry/path) FROM from TO instead, e.g. "
+                     "docker.io=registry.site:5000/dockerhub; the lock and the bundle keep the original names "
+                     "(repeatable; the longest FROM wins)")
+        ->type_name("FROM=TO");
+    command
+        ->add_option("--insecure-registry", options.insecure_registries,
+                     "Reach registry HOST[:PORT] without TLS verification (plain HTTP or an unverified "
+                     "certificate); every other registry is verified (repeatable)")
+        ->type_name("HOST");
+    command
+        ->add_option("--authfile", options.authfile,
+                     "Registry credentials (containers-auth.json, as podman login and skopeo login write it); "
+                     "default: skopeo's, ${XDG_RUNTIME_DIR}/containers/auth.json")
+        ->check(CLI::ExistingFile);
+    command
+        ->add_option("--images-policy", options.images_policy,
+                     "An image without one of the bundle's arches: strict (an error, the default) or warn (the "
+                     "bundle carries it for the other arches; the lock records what is missing)")
+        ->check(CLI::IsMember({"strict", "warn"}));
   };
   auto add_manifest_options = [&](CLI::App* command) {
     command->add_option("-f,--manifest", options.manifest, "The bundle manifest (YAML)")

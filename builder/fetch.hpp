@@ -1,6 +1,7 @@
 #pragma once
 
 #include "builder/manifest.hpp"
+#include "builder/registry_options.hpp"
 #include "bundle/error.hpp"
 
 #include <cstdint>
@@ -62,6 +63,7 @@ struct FetchOptions {
   // damaged one is removed and downloaded again.
   bool verify_hits = false;
   bool quiet = false;
+  RegistryOptions registries; // for container images, which skopeo fetches
 };
 
 // One file to bring into the cache.

@@ -3,6 +3,7 @@
 #include "bundle/fs.hpp"
 #include "bundle/json_fields.hpp"
 
+#include <algorithm>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -12,7 +13,7 @@ namespace kubexm {
 namespace {
 
 constexpr const char* k_kind = "kubexm-lock";
-constexpr int k_lock_format = 2; // 2: package_sets
+constexpr int k_lock_format = 2; // 2: package_sets (images were added without a new format: absent means none)
 
 nlohmann::json member_json(const LockedMember& member) {
   return {{"path", member.path}, {"install", member.install}, {"size", member.size}, {"sha256", member.sha256}};
@@ -62,6 +63,55 @@ LockedArtifact read_artifact(const nlohmann::json& object, std::string where, st
                          member.number("size"), member.text("sha256", k_hex)});
   }
   return a;
+}
+
+const std::regex k_image_digest("sha256:[0-9a-f]{64}");
+
+nlohmann::json image_json(const LockedImage& image) {
+  nlohmann::json arches = nlohmann::json::object();
+  for (const auto& arch : image.arches) {
+    arches[arch.arch] = {{"digest", arch.digest}, {"size", arch.size}, {"media_type", arch.media_type}};
+  }
+  return {{"name", image.name},     {"ref", image.ref},
+          {"digest", image.digest}, {"media_type", image.media_type},
+          {"arches", arches},       {"missing_arches", image.missing}};
+}
+
+LockedImage read_image(const nlohmann::json& object, const std::string& where, std::vector<std::string>& problems) {
+  Fields fields(object, where, problems);
+  LockedImage image;
+  image.name = fields.text("name");
+  image.ref = fields.text("ref", std::regex("[^\\s]+"));
+  image.digest = fields.text("digest", k_image_digest);
+  image.media_type = fields.text("media_type");
+  image.missing = fields.list("missing_arches");
+  const auto& arches = fields.at("arches");
+  if (!arches.is_object()) {
+    problems.push_back(fmt::format("{}: 'arches' must map each arch to its manifest", where));
+    return image;
+  }
+  for (const auto& [arch, manifest] : arches.items()) {
+    Fields entry(manifest, fmt::format("{} {}", where, arch), problems);
+    image.arches.push_back(
+        {arch, entry.text("digest", k_image_digest), entry.number("size"), entry.text("media_type")});
+  }
+  return image;
+}
+
+// The images of the lock against the manifest's: the same references, for the same arches.
+void compare_images(const Lock& lock, const Plan& plan, std::vector<std::string>& differences) {
+  std::map<std::string, const LockedImage*> unmatched;
+  for (const auto& image : lock.images) {
+    unmatched[image.ref] = &image;
+  }
+  for (const auto& planned : plan.images) {
+    if (unmatched.erase(planned.ref) == 0) {
+      differences.push_back(fmt::format("image not in the lock: {}", planned.ref));
+    }
+  }
+  for (const auto& [ref, _] : unmatched) {
+    differences.push_back(fmt::format("image no longer in the manifest: {}", ref));
+  }
 }
 
 // What must still hold of a locked artifact for the manifest and catalogue as they are now:
@@ -126,6 +176,11 @@ void compare_package_sets(const Lock& lock, const Plan& plan, std::vector<std::s
 
 } // namespace
 
+const LockedImageArch* LockedImage::find(std::string_view arch) const {
+  auto found = std::ranges::find(arches, arch, &LockedImageArch::arch);
+  return found == arches.end() ? nullptr : &*found;
+}
+
 std::string LockedArtifact::label() const {
   return fmt::format("{} {} {}", component, version, arch);
 }
@@ -138,6 +193,10 @@ std::string format_lock(const Lock& lock) {
   nlohmann::json package_sets = nlohmann::json::array();
   for (const auto& set : lock.package_sets) {
     package_sets.push_back(package_set_json(set));
+  }
+  nlohmann::json images = nlohmann::json::array();
+  for (const auto& image : lock.images) {
+    images.push_back(image_json(image));
   }
   nlohmann::json out = {{"kind", k_kind},
                         {"format", k_lock_format},
@@ -152,7 +211,8 @@ std::string format_lock(const Lock& lock) {
                           {"closure", lock.bundle.closure},
                           {"extra_packages", lock.bundle.extra_packages}}},
                         {"artifacts", artifacts},
-                        {"package_sets", package_sets}};
+                        {"package_sets", package_sets},
+                        {"images", images}};
   return out.dump(2) + "\n";
 }
 
@@ -161,7 +221,8 @@ Result<Lock> parse_lock(std::string_view text, std::string_view what) {
   if (root.is_discarded() || !root.is_object()) {
     return fail("{}: not a kubexm lock file (not JSON)", what);
   }
-  if (root.value("kind", "") != k_kind) {
+  const auto& kind = root.contains("kind") ? root["kind"] : nlohmann::json();
+  if (!kind.is_string() || kind.get<std::string>() != k_kind) {
     return fail("{}: not a kubexm lock file (kind is not '{}')", what, k_kind);
   }
   if (root.value("format", 0) != k_lock_format) {
@@ -201,6 +262,10 @@ Result<Lock> parse_lock(std::string_view text, std::string_view what) {
       lock.package_sets.push_back(std::move(*set));
     }
   }
+  const auto& images = root.contains("images") ? root["images"] : nlohmann::json::array();
+  for (std::size_t i = 0; images.is_array() && i < images.size(); ++i) {
+    lock.images.push_back(read_image(images[i], fmt::format("image {}", i + 1), problems));
+  }
   if (!problems.empty()) {
     return fail("{}: {}", what, fmt::join(problems, fmt::format("\n{}: ", what)));
   }
@@ -238,6 +303,7 @@ Status check_lock_matches(const Lock& lock, const Plan& plan, const std::filesys
   field("packages: closure", lock.bundle.closure, plan.bundle.closure);
   field("packages: extra", lock.bundle.extra_packages, plan.bundle.extra_packages);
   compare_package_sets(lock, plan, differences);
+  compare_images(lock, plan, differences);
   for (const auto& planned : plan.artifacts) {
     auto key = fmt::format("{} from {}", planned.label(), planned.url);
     if (auto found = unmatched.find(key); found != unmatched.end()) {

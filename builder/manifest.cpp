@@ -331,12 +331,13 @@ struct UserManifest {
   std::string kubernetes;
   std::vector<std::string> components; // empty: the release's defaults
   std::map<std::string, std::string> versions;
+  std::vector<std::string> extra_images;
 };
 
 void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, Problems& problems) {
   check_keys(root,
              {"name", "version", "kubernetes", "arches", "os_profiles", "roles", "components", "versions", "checksums",
-              "packages"},
+              "packages", "cluster", "images"},
              "", problems);
   plan.bundle.name = read_scalar(root, "name", k_name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
   plan.bundle.version = read_scalar(root, "version", k_bundle_version_pattern, "a version like '1.0.0'", problems);
@@ -361,6 +362,14 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
   }
   read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", user.versions, problems);
   read_package_options(root, plan, problems);
+  if (root["cluster"]) {
+    plan.cluster = read_cluster(root["cluster"], problems);
+  }
+  if (root["images"]) {
+    static const std::regex reference("[^\\s]+");
+    user.extra_images =
+        read_list(root, "images", reference, "image references like docker.io/library/busybox:1.36", problems);
+  }
 }
 
 // "1.32" of "1.32.10" or "1.32.0-rc.1".
@@ -596,14 +605,21 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, 
   if (catalogue_problems.empty() && release.root) {
     expand_artifacts(catalogue, release, user, catalogue_pins, manifest_pins, plan, user_problems);
   }
+  auto images_path = manifests_dir / "images.yaml";
+  Problems image_problems(images_path.string());
+  if (release.root && (plan.cluster || !user.extra_images.empty())) {
+    plan.images =
+        derive_images(images_path, plan.cluster ? &*plan.cluster : nullptr, release.images, plan.bundle.kubernetes,
+                      user.extra_images, user.root["images"], image_problems, user_problems);
+  }
   Problems profile_problems("");
   if (!closure.empty()) {
     plan.bundle.closure = closure;
   }
   read_package_plan(plan, os_profiles_dir, profile_problems);
   Problems all("");
-  for (const auto* part :
-       {&user_problems, &catalogue_problems, &checksum_problems, &release_problems, &profile_problems}) {
+  for (const auto* part : {&user_problems, &catalogue_problems, &checksum_problems, &release_problems, &image_problems,
+                           &profile_problems}) {
     all.merge(*part);
   }
   if (auto status = all.status(ErrorKind::usage); !status) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "builder/images.hpp"
 #include "builder/os_profile.hpp"
 #include "bundle/error.hpp"
 
@@ -88,6 +89,8 @@ struct Plan {
   std::vector<Artifact> artifacts; // sorted by component, version, arch
   std::vector<OsProfile> profiles; // bundle.os_profiles, read (empty when closure is none)
   PackageSets package_sets;
+  std::optional<ClusterSpec> cluster; // the manifest's cluster: section, when it has one
+  std::vector<ImageSpec> images;      // what the cluster needs and the manifest adds; by reference
 };
 
 // Reads MANIFEST and the catalogue, release and checksum files under `manifests_dir`, and

@@ -7,9 +7,12 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fmt/ranges.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 
 extern char** environ;
 
@@ -70,6 +73,63 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
   return out;
 }
 
+// Starts `args` with `actions` applied; the pid, or an error naming the program.
+Result<pid_t> spawn(const std::vector<std::string>& args, posix_spawn_file_actions_t& actions,
+                    const std::vector<std::string>& env) {
+  auto arg_strings = args;
+  auto env_strings = child_environment(env);
+  auto argv = pointers(arg_strings);
+  auto envp = pointers(env_strings);
+  // The program is looked up in the PATH the child gets (ours, or the fallback), not in
+  // posix_spawnp's default, which lacks /usr/sbin.
+  auto program = find_program(args.front(), env_strings);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    return fail("cannot run {}: {}", args.front(), errno_text(rc));
+  }
+  return pid;
+}
+
+Result<int> wait_for(pid_t pid, std::string_view name) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      return fail("waiting for {}: {}", name, errno_text(errno));
+    }
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Reads two pipes to their ends at once: a child that fills one while we wait on the
+// other would otherwise never finish.
+Status drain(int out_fd, int err_fd, std::string& out, std::string& err) {
+  pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  std::string* into[2] = {&out, &err};
+  char buffer[65536];
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return fail("reading a child's output: {}", errno_text(errno));
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) {
+        continue;
+      }
+      auto n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        into[i]->append(buffer, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        fds[i].fd = -1;
+      }
+    }
+  }
+  return {};
+}
+
 } // namespace
 
 std::string command_line(const std::vector<std::string>& args) {
@@ -87,18 +147,9 @@ Result<ProcessResult> run_process(const std::vector<std::string>& args, ChildOut
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, output == ChildOutput::capture ? write_end.get() : 2, 1);
-  auto arg_strings = args;
-  auto env_strings = child_environment(env);
-  auto argv = pointers(arg_strings);
-  auto envp = pointers(env_strings);
-  // The program is looked up in the PATH the child gets (ours, or the fallback), not in
-  // posix_spawnp's default, which lacks /usr/sbin.
-  auto program = find_program(args.front(), env_strings);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    return fail("cannot run {}: {}", args.front(), errno_text(rc));
+  auto pid = spawn(args, actions, env);
+  if (!pid) {
+    return std::unexpected(pid.error());
   }
   write_end.reset();
   ProcessResult result;
@@ -107,13 +158,98 @@ Result<ProcessResult> run_process(const std::vector<std::string>& args, ChildOut
       result.output.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     });
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      return fail("waiting for {}: {}", args.front(), errno_text(errno));
-    }
+  auto code = wait_for(*pid, args.front());
+  if (!code) {
+    return std::unexpected(code.error());
   }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.exit_code = *code;
+  return result;
+}
+
+Result<ProcessResult> run_captured(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  int out_fds[2] = {-1, -1};
+  int err_fds[2] = {-1, -1};
+  if (::pipe2(out_fds, O_CLOEXEC) != 0 || ::pipe2(err_fds, O_CLOEXEC) != 0) {
+    int saved = errno;
+    for (int fd : {out_fds[0], out_fds[1], err_fds[0], err_fds[1]}) {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+    return fail("cannot create a pipe: {}", errno_text(saved));
+  }
+  UniqueFd out_read(out_fds[0]), out_write(out_fds[1]), err_read(err_fds[0]), err_write(err_fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_write.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, err_write.get(), 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  auto pid = spawn(args, actions, env);
+  if (!pid) {
+    return std::unexpected(pid.error());
+  }
+  out_write.reset();
+  err_write.reset();
+  ProcessResult result;
+  auto drained = drain(out_read.get(), err_read.get(), result.output, result.errors);
+  auto code = wait_for(*pid, args.front());
+  if (!drained) {
+    return std::unexpected(drained.error());
+  }
+  if (!code) {
+    return std::unexpected(code.error());
+  }
+  result.exit_code = *code;
+  return result;
+}
+
+Result<PipedChild> PipedChild::start(const std::vector<std::string>& args, ChildOutput output,
+                                     const std::vector<std::string>& env) {
+  // A child that exits early must give us EPIPE on write, not kill us with SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  int pipe_fds[2] = {-1, -1};
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return fail("cannot create a pipe: {}", errno_text(errno));
+  }
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, read_end.get(), 0);
+  if (output == ChildOutput::to_stderr) {
+    posix_spawn_file_actions_adddup2(&actions, 2, 1);
+  }
+  auto pid = spawn(args, actions, env);
+  if (!pid) {
+    return std::unexpected(pid.error());
+  }
+  return PipedChild(*pid, write_end.release(), args.front());
+}
+
+PipedChild::PipedChild(PipedChild&& other) noexcept
+    : m_pid(std::exchange(other.m_pid, -1)), m_input(std::exchange(other.m_input, -1)),
+      m_name(std::move(other.m_name)) {}
+
+PipedChild::~PipedChild() {
+  if (m_input >= 0) {
+    ::close(m_input);
+  }
+  if (m_pid > 0) {
+    ::kill(m_pid, SIGKILL);
+    (void)wait_for(m_pid, m_name);
+  }
+}
+
+Result<ProcessResult> PipedChild::finish() {
+  if (m_input >= 0) {
+    ::close(std::exchange(m_input, -1));
+  }
+  auto code = wait_for(std::exchange(m_pid, -1), m_name);
+  if (!code) {
+    return std::unexpected(code.error());
+  }
+  ProcessResult result;
+  result.exit_code = *code;
   return result;
 }
 

@@ -43,6 +43,7 @@ IMAGES = [
     "registry.k8s.io/kube-scheduler:v1.32.10",
     "registry.k8s.io/kube-proxy:v1.32.10",
     "registry.k8s.io/etcd:3.5.16-0",
+    "registry.k8s.io/dns/k8s-dns-node-cache:1.24.0",
     "quay.io/calico/node:v3.30.5",
     "quay.io/calico/cni:v3.30.5",
     "quay.io/calico/kube-controllers:v3.30.5",

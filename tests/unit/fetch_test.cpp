@@ -73,6 +73,7 @@ Lock sample_lock() {
   Lock lock{
       {"site", "1.0.0", "1.32.10", {"amd64", "arm64"}, {"debian-12"}, {"master"}, {{"pause", "3.10"}}, "none", {}},
       {},
+      {},
       {}};
   lock.artifacts.push_back({"etcd",
                             "3.5.25",
@@ -112,7 +113,7 @@ TEST(LockFile, DamagedLocksAreRefusedWithWhatIsWrong) {
 
 TEST(LockFile, ARePinnedArtifactMakesTheLockStale) {
   auto lock = sample_lock();
-  Plan plan{"site.yaml", lock.bundle, {}, {}, {}};
+  Plan plan{"site.yaml", lock.bundle, {}, {}, {}, {}, {}};
   Artifact etcd;
   etcd.component = "etcd";
   etcd.version = "3.5.25";
@@ -140,7 +141,7 @@ TEST(LockFile, ARePinnedArtifactMakesTheLockStale) {
 
 TEST(LockFile, StaleLockListsTheDifferences) {
   auto lock = sample_lock();
-  Plan plan{"site.yaml", lock.bundle, {}, {}, {}};
+  Plan plan{"site.yaml", lock.bundle, {}, {}, {}, {}, {}};
   plan.bundle.roles = {"master", "worker"};
   Artifact etcd;
   etcd.component = "etcd";
