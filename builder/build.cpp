@@ -269,6 +269,13 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
   info.roles = lock.bundle.roles;
   info.components = component_records(lock);
   info.packages = package_targets(lock.package_sets);
+  for (const auto& image : lock.images) {
+    ImageRecord record{image.ref, {}};
+    for (const auto& arch : image.arches) {
+      record.manifests[arch.arch] = arch.digest;
+    }
+    info.images.push_back(std::move(record));
+  }
   if (auto status = write_file_atomic(tree / "bundle.yaml", format_bundle_info(info)); !status) {
     return status;
   }

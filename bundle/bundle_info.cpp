@@ -15,7 +15,8 @@ namespace {
 constexpr std::array k_arches{"amd64", "arm64"};
 constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
 constexpr std::array k_keys{"name",   "version",     "format", "created_by", "source_date_epoch",
-                            "arches", "os_profiles", "roles",  "components", "packages"};
+                            "arches", "os_profiles", "roles",  "components", "packages",
+                            "images"};
 constexpr std::array k_component_keys{"name", "version", "arches", "files"};
 
 template <std::size_t N> bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
@@ -169,6 +170,40 @@ void read_package_targets(const YAML::Node& root, BundleInfo& info, Problems& pr
   }
 }
 
+void read_images(const YAML::Node& root, BundleInfo& info, Problems& problems) {
+  static const std::regex ref_pattern("[a-z0-9][A-Za-z0-9._:/@-]*");
+  static const std::regex digest_pattern("sha256:[0-9a-f]{64}");
+  auto node = root["images"];
+  if (!node) {
+    return;
+  }
+  if (!node.IsSequence()) {
+    problems.add(node, "images: expected a list of {ref, manifests: {arch: digest}}");
+    return;
+  }
+  for (const auto& item : node) {
+    if (!item.IsMap() || !item["manifests"].IsMap()) {
+      problems.add(item, "images: expected {ref, manifests: {arch: digest}}");
+      continue;
+    }
+    check_keys(item, {"ref", "manifests"}, "images: ", problems);
+    ImageRecord record;
+    record.ref = read_string(item, "ref", ref_pattern, "an image reference", problems);
+    for (const auto& manifest : item["manifests"]) {
+      auto arch = key_of(manifest);
+      auto digest = manifest.second.as<std::string>("");
+      if (std::ranges::find(k_arches, arch) == k_arches.end()) {
+        problems.add(manifest.first, fmt::format("images: {}: '{}' is not an arch", record.ref, arch));
+      } else if (!std::regex_match(digest, digest_pattern)) {
+        problems.add(manifest.second, fmt::format("images: {} {}: expected sha256:<64 hex digits>", record.ref, arch));
+      } else {
+        record.manifests[arch] = digest;
+      }
+    }
+    info.images.push_back(std::move(record));
+  }
+}
+
 void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
   static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
   static const std::regex version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
@@ -184,6 +219,7 @@ void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Pr
   check_members(root, "roles", info.roles, k_roles, problems);
   read_components(root, info, problems);
   read_package_targets(root, info, problems);
+  read_images(root, info, problems);
 }
 
 } // namespace
@@ -245,6 +281,19 @@ std::string format_bundle_info(const BundleInfo& info) {
       out << YAML::Key << "like" << YAML::Value << YAML::Flow << target.like;
       out << YAML::Key << "version_id" << YAML::Value << YAML::DoubleQuoted << target.version_id;
       out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  if (!info.images.empty()) {
+    out << YAML::Key << "images" << YAML::Value << YAML::BeginSeq;
+    for (const auto& image : info.images) {
+      out << YAML::BeginMap;
+      out << YAML::Key << "ref" << YAML::Value << image.ref;
+      out << YAML::Key << "manifests" << YAML::Value << YAML::BeginMap;
+      for (const auto& [arch, digest] : image.manifests) {
+        out << YAML::Key << arch << YAML::Value << YAML::DoubleQuoted << digest;
+      }
+      out << YAML::EndMap << YAML::EndMap;
     }
     out << YAML::EndSeq;
   }

@@ -3,6 +3,7 @@
 #include "bundle/error.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,6 +28,8 @@ inline constexpr int k_format_version = 1;
 //   packages:                       # optional: OS packages under <path>/<arch>/ (see package_set.hpp)
 //     - {profile: debian-12, path: packages/debian/12, format: deb, arches: [amd64, arm64],
 //        id: [debian], like: [], version_id: "12*"}
+//   images:                         # optional: container images in images/oci (images/images.json)
+//     - {ref: registry.k8s.io/pause:3.10, manifests: {amd64: "sha256:...", arm64: "sha256:..."}}
 struct ComponentRecord {
   std::string name;
   std::string version;
@@ -52,6 +55,16 @@ struct PackageTargetRecord {
   std::string set_path(std::string_view arch) const;
 };
 
+// A container image the bundle carries: its reference and the digest of its platform
+// manifest for each arch it has, which is what the installer checks the runtime against.
+struct ImageRecord {
+  std::string ref;
+  std::map<std::string, std::string> manifests; // arch -> sha256:<hex>
+};
+
+// Where the installer reads which blobs make up each image (before the layout's blobs).
+inline constexpr std::string_view k_images_summary = "images/images.json";
+
 struct BundleInfo {
   std::string name;
   std::string version;
@@ -63,6 +76,7 @@ struct BundleInfo {
   std::vector<std::string> roles;
   std::vector<ComponentRecord> components;
   std::vector<PackageTargetRecord> packages;
+  std::vector<ImageRecord> images;
 };
 
 // Every problem of a tree whose bundle.yaml lists component files that are missing or not
@@ -84,6 +98,9 @@ template <typename IsFile> std::vector<std::string> missing_component_files(cons
         missing.push_back(std::move(path));
       }
     }
+  }
+  if (!info.images.empty() && !is_file(std::string(k_images_summary))) {
+    missing.emplace_back(k_images_summary);
   }
   return missing;
 }

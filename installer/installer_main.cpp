@@ -4,6 +4,7 @@
 #include "bundle/extract.hpp"
 #include "bundle/reader.hpp"
 #include "bundle/report.hpp"
+#include "installer/images.hpp"
 #include "installer/locate.hpp"
 #include "installer/packages.hpp"
 
@@ -24,6 +25,9 @@ struct InstallerOptions {
   std::string role;
   fs::path root = "/";
   bool dry_run = false;
+  std::string runtime = "containerd";
+  std::string address;
+  std::string ns = "k8s.io";
 };
 
 Status run_verify(const InstallerOptions& options) {
@@ -98,6 +102,21 @@ Status run_packages(const InstallerOptions& options) {
   return print_stdout(*report);
 }
 
+Status run_images(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto progress = make_progress(options.common, "install");
+  ImagesRequest request{*path,      options.runtime, options.root, options.address,
+                        options.ns, options.dry_run, options.json, progress.get()};
+  auto report = install_images(request);
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
+
 // The subcommands, in the order --help lists them (ninja's kTools[]).
 struct Command {
   const char* name;
@@ -115,6 +134,10 @@ constexpr Command k_commands[] = {
      "base packages the closure relies on are there before changing anything, installs what is missing with the "
      "host's apt or rpm, and checks the result",
      run_packages},
+    {"images",
+     "Import the bundle's container images for this host's arch into containerd or docker, offline: streams only "
+     "the images the runtime lacks straight from the bundle, then checks every image is there at its locked digest",
+     run_images},
 };
 
 } // namespace
@@ -145,6 +168,18 @@ int installer_main(int argc, char** argv) {
                       "into with chroot (apt) or rpm --root")
           ->check(CLI::ExistingDirectory);
       sub->add_flag("--dry-run", options.dry_run, "Check and show what would be installed; change nothing");
+      sub->add_flag("--json", options.json, "Machine-readable report");
+    }
+    if (std::string_view(command.name) == "images") {
+      sub->add_option("--runtime", options.runtime, "The container runtime: containerd (default; ctr) or docker")
+          ->check(CLI::IsMember({"containerd", "docker"}));
+      sub->add_option("--root", options.root,
+                      "The host's root directory (default /): its arch, and the runtime's default socket under it")
+          ->check(CLI::ExistingDirectory);
+      sub->add_option("--address", options.address,
+                      "The runtime's socket (default: ROOT/run/containerd/containerd.sock, or ROOT/run/docker.sock)");
+      sub->add_option("--namespace", options.ns, "The containerd namespace (default k8s.io, the kubelet's)");
+      sub->add_flag("--dry-run", options.dry_run, "Check and show what would be imported; change nothing");
       sub->add_flag("--json", options.json, "Machine-readable report");
     }
     if (std::string_view(command.name) == "list" || std::string_view(command.name) == "info") {

@@ -17,6 +17,8 @@ packages=(
   lz4 dpkg-dev apt-utils debootstrap rpm createrepo-c dnf
   # the container image fixture: images built without a daemon, a local registry, skopeo
   umoci docker-registry skopeo
+  # the runtime the installer imports images into
+  containerd
 )
 
 sudo=""
