@@ -11,6 +11,7 @@
 #include "bundle/fs.hpp"
 #include "bundle/process.hpp"
 #include "bundle/reader.hpp"
+#include "bundle/sha256.hpp"
 #include "installer/host.hpp"
 
 #include <array>
@@ -37,7 +38,6 @@ struct Wanted {
   std::uint64_t size = 0;
   std::vector<std::string> blobs; // hex digests: manifest, config, layers
   std::vector<std::uint64_t> blob_sizes;
-  std::uint64_t bytes = 0;
 };
 
 struct Runtime {
@@ -235,11 +235,9 @@ Status fill_from_summary(const std::string& text, const std::string& arch, std::
     wanted.size = entry.value("size", std::uint64_t{0});
     wanted.blobs = {wanted.digest.substr(7)};
     wanted.blob_sizes = {wanted.size};
-    wanted.bytes = wanted.size;
     for (const auto& blob : entry.value("blobs", nlohmann::json::array())) {
       wanted.blobs.push_back(blob.value("digest", "").substr(7));
       wanted.blob_sizes.push_back(blob.value("size", std::uint64_t{0}));
-      wanted.bytes += wanted.blob_sizes.back();
     }
     if (wanted.blobs.size() < 2) {
       return fail_verification("{}: {} lists no config for {}", k_images_summary, wanted.ref, arch);
@@ -334,12 +332,30 @@ public:
       return {};
     }
     m_sending = true;
+    m_current = hex;
     m_sent.insert(hex);
     m_bytes += entry.size;
     return m_tar.begin("blobs/sha256/" + hex, entry.size);
   }
   Status file_data(std::span<const std::byte> bytes) override {
-    return m_sending ? m_tar.data(bytes) : SummarySink::file_data(bytes);
+    if (!m_sending) {
+      return SummarySink::file_data(bytes);
+    }
+    m_hash.update(bytes);
+    return m_tar.data(bytes);
+  }
+  // A blob is named by its digest: one whose bytes say otherwise was changed after the
+  // build (and SHA256SUMS with it), and goes no further than this.
+  Status end_file() override {
+    if (!m_sending) {
+      return SummarySink::end_file();
+    }
+    m_sending = false;
+    if (auto digest = to_hex(m_hash.finish()); digest != m_current) {
+      return fail_verification("{}{} holds content with digest sha256:{}: the bundle was altered after it was built",
+                               k_blob_prefix, m_current, digest);
+    }
+    return {};
   }
 
   bool ready() const { return m_ready; }
@@ -367,6 +383,8 @@ private:
   std::string m_arch;
   std::set<std::string> m_needed;
   std::set<std::string> m_sent;
+  Sha256 m_hash;
+  std::string m_current;
   bool m_ready = false;
   bool m_sending = false;
   std::uint64_t m_bytes = 0;
