@@ -19,6 +19,7 @@
 #include <fmt/ranges.h>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 namespace kubexm {
@@ -459,15 +460,9 @@ std::string json_report(const Plan& plan, std::string_view outcome) {
   return out.dump(2) + "\n";
 }
 
-Status import_images(const ImagesRequest& request, Plan& plan, std::uint64_t& sent) {
-  auto args = plan.runtime.name == "containerd" ? runtime_command(plan.runtime, {"images", "import", "-"})
-                                                : runtime_command(plan.runtime, {"load", "--quiet"});
-  auto child = PipedChild::start(args, ChildOutput::to_stderr);
-  if (!child) {
-    return std::unexpected(child.error());
-  }
-  TarStream tar(child->input());
-  BlobSink sink(tar, plan.todo, plan.arch);
+// Reads the bundle into the tar: the blobs as they are verified, then the files that name
+// the images.
+Status stream_images(const ImagesRequest& request, const Plan& plan, TarStream& tar, BlobSink& sink) {
   auto reader = BundleReader::open(request.bundle, request.progress, "images", PayloadCheck::members_only);
   if (!reader) {
     return std::unexpected(reader.error());
@@ -476,7 +471,7 @@ Status import_images(const ImagesRequest& request, Plan& plan, std::uint64_t& se
     return std::unexpected(header.error());
   }
   if (auto status = (*reader)->read_members(sink); !status) {
-    return status; // the child is killed: it never sees an index.json
+    return status;
   }
   if (!sink.ready()) {
     return fail_verification("the bundle lists images but carries no {}", k_images_summary);
@@ -499,10 +494,70 @@ Status import_images(const ImagesRequest& request, Plan& plan, std::uint64_t& se
       return status;
     }
   }
-  if (auto status = tar.close(); !status) {
-    return status;
+  return tar.close();
+}
+
+// containerd's content store, as digests.
+Result<std::set<std::string>> content_digests(const Runtime& runtime) {
+  auto listed = run_captured(runtime_command(runtime, {"content", "list", "--quiet"}));
+  if (!listed || listed->exit_code != 0) {
+    return fail("listing containerd's content: {}", listed ? first_line(listed->errors) : listed.error().message());
   }
-  auto finished = child->finish();
+  std::set<std::string> out;
+  std::string_view rest(listed->output);
+  while (!rest.empty()) {
+    auto line = rest.substr(0, rest.find('\n'));
+    rest.remove_prefix(std::min(rest.size(), line.size() + 1));
+    if (!line.empty()) {
+      out.emplace(line);
+    }
+  }
+  return out;
+}
+
+// After a failed import: containerd keeps every blob it was sent, named or not. The ones
+// this run added go again, so that the host is as it was.
+void remove_added_content(const Runtime& runtime, const std::set<std::string>& before,
+                          const std::set<std::string>& sent) {
+  std::vector<std::string> args{"content", "rm"};
+  for (const auto& hex : sent) {
+    if (!before.contains("sha256:" + hex)) {
+      args.push_back("sha256:" + hex);
+    }
+  }
+  if (args.size() > 2) {
+    (void)run_captured(runtime_command(runtime, args));
+  }
+}
+
+Status import_images(const ImagesRequest& request, Plan& plan, std::uint64_t& sent) {
+  bool containerd = plan.runtime.name == "containerd";
+  std::set<std::string> before;
+  if (containerd) {
+    auto content = content_digests(plan.runtime);
+    if (!content) {
+      return std::unexpected(content.error());
+    }
+    before = std::move(*content);
+  }
+  auto args = containerd ? runtime_command(plan.runtime, {"images", "import", "-"})
+                         : runtime_command(plan.runtime, {"load", "--quiet"});
+  auto child = PipedChild::start(args, ChildOutput::to_stderr);
+  if (!child) {
+    return std::unexpected(child.error());
+  }
+  std::optional<PipedChild> importer(std::move(*child));
+  TarStream tar(importer->input());
+  BlobSink sink(tar, plan.todo, plan.arch);
+  auto streamed = stream_images(request, plan, tar, sink);
+  if (!streamed) {
+    importer.reset(); // killed before it saw an index.json: it names nothing
+    if (containerd) {
+      remove_added_content(plan.runtime, before, sink.sent());
+    }
+    return streamed;
+  }
+  auto finished = importer->finish();
   if (!finished) {
     return std::unexpected(finished.error());
   }
