@@ -43,7 +43,7 @@ std::string read_loadbalancer(const YAML::Node& node, Problems& problems) {
     return "none";
   }
   static const std::regex modes("internal|kube-vip|external");
-  auto mode = read_scalar(node, "mode", modes, "internal, kube-vip or external", problems);
+  auto mode = read_scalar(node, "mode", modes, "cluster: loadbalancer: mode: internal, kube-vip or external", problems);
   if (mode == "kube-vip") {
     if (node["type"]) {
       problems.add(node["type"], "cluster: loadbalancer: kube-vip takes no type (it is its own load balancer)");
@@ -52,14 +52,18 @@ std::string read_loadbalancer(const YAML::Node& node, Problems& problems) {
   }
   if (mode == "internal") {
     static const std::regex types("haproxy|nginx");
-    auto type = read_scalar(node, "type", types, "haproxy or nginx (a proxy on every node)", problems);
+    auto type =
+        read_scalar(node, "type", types,
+                    "cluster: loadbalancer: internal needs type: haproxy or nginx (a proxy on every node)", problems);
     return type.empty() ? "none" : "internal-" + type;
   }
   if (mode == "external") {
     static const std::regex types("kubexm-kh|kubexm-kn");
     auto type =
         read_scalar(node, "type", types,
-                    "kubexm-kh (keepalived and haproxy) or kubexm-kn (keepalived and nginx) on lb hosts", problems);
+                    "cluster: loadbalancer: external needs type: kubexm-kh (keepalived and haproxy) or kubexm-kn "
+                    "(keepalived and nginx) on the lb hosts",
+                    problems);
     return type.empty() ? "none" : "external-" + type;
   }
   return "none";

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -305,7 +306,8 @@ Status fetch_one(const LockedImage& image, const LockedImageArch& arch, const Ca
     }
     (void)remove_tree(dir); // damaged: fetched again
   }
-  auto partial = dir.string() + fmt::format(".partial-{}", ::getpid());
+  static std::atomic<unsigned> copies{0};
+  auto partial = dir.string() + fmt::format(".partial-{}-{}", ::getpid(), copies++);
   (void)remove_tree(partial);
   fs::create_directories(dir.parent_path(), ec);
   auto source = fmt::format("{}@{}", repository_of(image_source(image.ref, options)), arch.digest);
@@ -403,11 +405,30 @@ Status fetch_images(const std::vector<LockedImage>& images, const Cache& cache, 
       jobs.push_back({&image, &arch});
     }
   }
+  // One copy per manifest digest: two entries (of one index, or of two images) may name the
+  // same manifest. Each entry's arch is checked against it all the same.
+  std::vector<std::size_t> first_of(jobs.size());
+  std::vector<std::size_t> unique;
+  std::map<std::string, std::size_t> by_digest;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    auto [it, fresh] = by_digest.try_emplace(jobs[i].arch->digest, i);
+    first_of[i] = it->second;
+    if (fresh) {
+      unique.push_back(i);
+    }
+  }
   std::vector<Status> results(jobs.size());
   std::vector<std::vector<std::string>> warnings(jobs.size());
-  parallel_for(jobs.size(), options.jobs, [&](std::size_t i) {
+  parallel_for(unique.size(), options.jobs, [&](std::size_t u) {
+    auto i = unique[u];
     results[i] = fetch_one(*jobs[i].image, *jobs[i].arch, cache, options, warnings[i]);
   });
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (first_of[i] != i && results[first_of[i]]) {
+      results[i] = check_manifest_dir(image_manifest_dir(cache, jobs[i].arch->digest), *jobs[i].image, *jobs[i].arch,
+                                      warnings[i], options);
+    }
+  }
   std::vector<Error> errors;
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     for (const auto& warning : warnings[i]) {

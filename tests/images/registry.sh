@@ -50,9 +50,10 @@ _free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_registry DIR: DIR holds the config, the storage and registry.log.
+# start_registry DIR [HTPASSWD]: DIR holds the config, the storage and registry.log; with
+# HTPASSWD (a bcrypt htpasswd file) the registry asks for credentials.
 start_registry() {
-  local dir=$1
+  local dir=$1 htpasswd=${2:-}
   stop_registry
   mkdir -p "$dir/storage"
   local port
@@ -69,6 +70,9 @@ storage:
 http:
   addr: 127.0.0.1:$port
 EOF
+  if [ -n "$htpasswd" ]; then
+    printf 'auth:\n  htpasswd:\n    realm: kubexm-test\n    path: %s\n' "$htpasswd" >>"$dir/config.yml"
+  fi
   docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
   REGISTRY_PID=$!
   REGISTRY=127.0.0.1:$port
@@ -76,9 +80,9 @@ EOF
   _registry_chain_trap
   local _
   for _ in $(seq 200); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REGISTRY/v2/")" = 200 ]; then
-      return 0
-    fi
+    case "$(curl -s -o /dev/null -w '%{http_code}' "http://$REGISTRY/v2/")" in
+    200 | 401) return 0 ;;
+    esac
     if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
       break
     fi
