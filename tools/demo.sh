@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The end-to-end demo on a fresh machine: build kubexm, start a local copy of the component
 # upstreams and of the Debian 12 and Rocky 9 package repositories, build a Kubernetes 1.32
-# bundle for amd64 and arm64 from manifests/demo.yaml (binaries and the OS package closures
-# of both distributions), carry the self-extracting `install` to "hosts" with no network
-# and there verify and extract it, and install a worker's OS packages on a debootstrapped
-# Debian 12 host and on a Rocky 9 style host. Everything it makes goes to ./out/demo.
+# bundle for amd64 and arm64 from manifests/demo.yaml (binaries, the OS package closures of
+# both distributions, and the container images of a kubeadm cluster with calico and an
+# internal haproxy from a local registry), carry the self-extracting `install` to "hosts"
+# with no network and there verify and extract it, install a worker's OS packages on a
+# debootstrapped Debian 12 host and on a Rocky 9 style host, and import the images into a
+# containerd with no network. Everything it makes goes to ./out/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,13 +31,26 @@ step "a local copy of the upstreams (dl.k8s.io, github.com releases, ...) and of
 export KUBEXM_BIN=$PWD/$bin KUBEXM_SOURCE=$PWD
 source tests/lib.sh
 source tests/packages/fixtures.sh
+source tests/images/images_lib.sh
+source tests/images/containerd.sh
 start_package_mirrors
 echo "serving them on http://127.0.0.1:$MIRROR_PORT (the upstream URLs are sent there with --mirror)"
 
+step "a local registry with the cluster's images (registry.k8s.io, quay.io, docker.io names; amd64 and arm64)"
+# tools/make-images.py builds them from Debian's busybox-static for both arches.
+start_image_registry
+echo "docker-registry on $REGISTRY holds $(image_refs | wc -l) multi-arch images (the registries are sent there with --registry-mirror)"
+
 # The mirror's binaries are Debian's, not upstream's: the catalogue's pinned digests (the real
 # upstream ones) would rightly refuse them, so the demo's manifest pins the mirror's own.
-cat manifests/demo.yaml "$MIRROR_ROOT/checksums.yaml" >"$demo/demo-site.yaml"
-mirrors=("${MIRRORS[@]}")
+# The cluster: section makes the bundle carry the images of seed case 9.9.
+{
+  cat manifests/demo.yaml
+  printf 'cluster:\n  type: kubeadm\n  etcd: kubeadm\n  cni: calico\n'
+  printf '  loadbalancer: {enabled: true, mode: internal, type: haproxy}\n'
+  cat "$MIRROR_ROOT/checksums.yaml"
+} >"$demo/demo-site.yaml"
+mirrors=("${MIRRORS[@]}" "${REGISTRY_OPTIONS[@]}")
 
 step "a Rocky 9 host: the core group, installed by dnf from the local repositories"
 rocky=$PWD/$demo/rocky-host
@@ -58,10 +73,13 @@ for s in json.load(open(sys.argv[1]))["package_sets"]:
     roles = ", ".join(f"{r} {len(v['install'])}" for r, v in sorted(s["roles"].items()))
     print(f"{s['profile']:10} {s['arch']:6} {len(s['packages']):4} packages {mib:6.1f} MiB, over a base set of "
           f"{len(s['base'])} (per role: {roles})")
+for i in json.load(open(sys.argv[1]))["images"]:
+    print(f"image {i['ref']:50} " + " ".join(f"{a} {m['digest'][:19]}" for a, m in sorted(i["arches"].items())))
 EOF
 
-step "the mirrors go away; the same bundle is rebuilt from the lock and the cache alone"
+step "the mirrors and the registry go away; the same bundle is rebuilt from the lock and the cache alone"
 stop_mirror
+stop_registry
 SOURCE_DATE_EPOCH=1700000000 "$bin/kubexm-builder" -q build -f "$demo/demo-site.yaml" --lock "$demo/dist/kubexm.lock" \
   -o "$demo/rebuild" --cache "$demo/cache"
 cmp "$demo/dist/install" "$demo/rebuild/install" && echo "byte-identical: $(sha256sum "$demo/rebuild/install" | cut -c1-64)"
@@ -110,6 +128,17 @@ rpm --root "$rocky" -q conntrack-tools ipset nfs-utils container-selinux
 step "running it again on both hosts changes nothing"
 "${offline[@]}" "$demo/host/install" packages --role worker --root "$debian" | tail -1
 "${offline[@]}" "$demo/host/install" packages --role worker --root "$rocky" | tail -1
+
+step "a containerd on an offline host: ./install images (the host arch's images, streamed from the bundle)"
+start_containerd "$PWD/$demo/containerd"
+"${offline[@]}" "$demo/host/install" images --address "$CONTAINERD_ADDRESS" 2>"$demo/ctr-import.log"
+ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images list | awk 'NR == 1 || $1 !~ /^sha256:/ { printf "%-50s %s\n", $1, $3 }'
+ctr --address "$CONTAINERD_ADDRESS" -n k8s.io run --rm registry.k8s.io/pause:3.10 demo \
+  /bin/busybox sh -c 'echo "a container from the bundle runs: $(uname -m)"'
+
+step "running it again imports nothing"
+"${offline[@]}" "$demo/host/install" images --address "$CONTAINERD_ADDRESS"
+stop_containerd
 
 step "done"
 echo "bundle digest: $(sha256sum "$demo/host/kubexm-dist/SHA256SUMS" | cut -d' ' -f1)"

@@ -78,16 +78,21 @@ grep -q "^nothing to import: all 12 images for amd64 are in containerd (namespac
 [ "$before" = "$(state)" ] || fail "the second run changed containerd"
 pass "a second run imports nothing and says so"
 
-# 5. An image removed from containerd is the only one imported again.
+# 5. An image removed from containerd, and one whose reference now names another image, are
+# the only ones imported again.
 ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images rm quay.io/calico/node:v3.30.5 >/dev/null
+ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images tag --force registry.k8s.io/etcd:3.5.16-0 \
+  registry.k8s.io/pause:3.10 >/dev/null
 images --json >"$WORK/one.json" || fail "the re-import failed"
-python3 - "$WORK/one.json" <<'EOF' || fail "the re-import did not import just the missing image"
+python3 - "$WORK/one.json" <<'EOF' || fail "the re-import did not import just those two"
 import json, sys
 r = json.load(open(sys.argv[1]))
-todo = [i["ref"] for i in r["images"] if i["action"] == "import"]
-assert r["outcome"] == "imported" and todo == ["quay.io/calico/node:v3.30.5"], r
+todo = sorted(i["ref"] for i in r["images"] if i["action"] == "import")
+assert r["outcome"] == "imported" and todo == ["quay.io/calico/node:v3.30.5", "registry.k8s.io/pause:3.10"], r
 EOF
-pass "an image removed from containerd is imported again, alone"
+want=$(python3 -c 'import json,sys; print([i for i in json.load(open(sys.argv[1]))["images"] if i["ref"]=="registry.k8s.io/pause:3.10"][0]["arches"]["amd64"]["digest"])' "$WORK/out/kubexm.lock")
+containerd_images | grep -qx "registry.k8s.io/pause:3.10 $want" || fail "pause is not back at its locked digest"
+pass "a removed image and a reference moved to another image are imported again, alone"
 
 # 6. A bundle without this host's arch says so.
 { grep -v '^arches:' "$WORK/site.yaml"; echo "arches: [arm64]"; } >"$WORK/arm64.yaml"
