@@ -26,6 +26,14 @@ nlohmann::json packages_json(const BundleInfo& info) {
   return out;
 }
 
+nlohmann::json images_json(const BundleInfo& info) {
+  auto out = nlohmann::json::array();
+  for (const auto& image : info.images) {
+    out.push_back({{"ref", image.ref}, {"manifests", image.manifests}});
+  }
+  return out;
+}
+
 nlohmann::json info_json(const BundleInfo& info) {
   return {{"name", info.name},
           {"version", info.version},
@@ -36,7 +44,8 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"os_profiles", info.os_profiles},
           {"roles", info.roles},
           {"components", components_json(info)},
-          {"packages", packages_json(info)}};
+          {"packages", packages_json(info)},
+          {"images", images_json(info)}};
 }
 
 } // namespace
@@ -81,6 +90,13 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
   for (const auto& p : info.packages) {
     text += fmt::format("OS packages:  {} ({}, {}) in {}/<arch>/\n", p.profile, p.format, fmt::join(p.arches, ", "),
                         p.path);
+  }
+  for (const auto& image : info.images) {
+    std::vector<std::string> arches;
+    for (const auto& [arch, digest] : image.manifests) {
+      arches.push_back(fmt::format("{} {}", arch, digest.substr(0, 19)));
+    }
+    text += fmt::format("image:        {} ({})\n", image.ref, fmt::join(arches, ", "));
   }
   if (payload.trailer) {
     text += fmt::format("trailer:      format {}, payload SHA-256 {}\n", payload.trailer->format_version,
