@@ -17,8 +17,8 @@ packages=(
   lz4 dpkg-dev apt-utils debootstrap rpm createrepo-c dnf
   # the container image fixture: images built without a daemon, a local registry, skopeo
   umoci docker-registry skopeo
-  # the runtime the installer imports images into
-  containerd
+  # the runtimes the installer imports images into
+  containerd docker.io
 )
 
 sudo=""
