@@ -231,6 +231,13 @@ void resolve_one(const ImageSpec& spec, const std::vector<std::string>& arches, 
         fmt::format("{}: media type {} is neither an image index nor an image manifest", what, image.media_type));
     return;
   }
+  if (image.arches.empty()) {
+    // Not even --images-policy=warn can carry an image for none of the bundle's arches.
+    out.errors.push_back(fmt::format("{} has none of the bundle's arches ({}); it has {}", spec.ref,
+                                     fmt::join(arches, ", "),
+                                     available.empty() ? "none" : fmt::format("{}", fmt::join(available, ", "))));
+    return;
+  }
   for (const auto& arch : image.missing) {
     auto message = fmt::format("{} has no linux/{} image (it has {})", spec.ref, arch,
                                available.empty() ? "none" : fmt::format("{}", fmt::join(available, ", ")));

@@ -59,7 +59,11 @@ EOF
 "$KUBEXM_BIN/install" --bundle "$WORK/warn/install" extract "$WORK/warn-tree" >/dev/null
 grep -A3 "ref: docker.io/library/amd64-only:1.0" "$WORK/warn-tree/bundle.yaml" | grep -q "amd64:" || fail "bundle.yaml lacks the amd64 image"
 ! grep -A3 "ref: docker.io/library/amd64-only:1.0" "$WORK/warn-tree/bundle.yaml" | grep -q "arm64:" || fail "bundle.yaml claims arm64"
-pass "an image without arm64 fails by default; --images-policy=warn carries it for amd64 and records the gap"
+{ grep -v '^arches:' "$WORK/amd64-only.yaml"; echo "arches: [arm64]"; } >"$WORK/arm64-only.yaml"
+expect_failure 1 "docker.io/library/amd64-only:1.0 has none of the bundle's arches \(arm64\); it has linux/amd64" \
+  resolve "$WORK/arm64-only.yaml" --images-policy=warn
+no_lock
+pass "an image without arm64 fails by default; --images-policy=warn carries it for amd64 and records the gap, but not for none"
 
 # 4. An index that lists the amd64 image as arm64 too: the config gives it away.
 amd64=$(skopeo inspect --raw --tls-verify=false "docker://$REGISTRY/registry.k8s.io/pause:3.10" |
