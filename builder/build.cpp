@@ -270,7 +270,7 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
   info.components = component_records(lock);
   info.packages = package_targets(lock.package_sets);
   for (const auto& image : lock.images) {
-    ImageRecord record{image.ref, {}};
+    ImageRecord record{image.ref, image.digest, {}};
     for (const auto& arch : image.arches) {
       record.manifests[arch.arch] = arch.digest;
     }

@@ -218,11 +218,12 @@ Result<std::string> normalize_reference(std::string_view ref) {
     }
   }
   auto out = fmt::format("{}/{}", registry, fmt::join(parts, "/"));
-  if (!tag.empty()) {
-    out += ":" + tag;
-  }
+  // With a digest, the tag says nothing more (and skopeo refuses both): the digest is kept,
+  // as docker and the CRI do.
   if (!digest.empty()) {
     out += "@" + digest;
+  } else {
+    out += ":" + tag;
   }
   return out;
 }

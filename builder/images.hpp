@@ -36,7 +36,8 @@ struct ImageSpec {
 
 // A reference in the full form the lock, the layout and containerd use: a registry host
 // always (docker.io when none is given), library/ for Docker Hub's official images, and a
-// tag or digest (a reference without one is refused: "latest" changes under a lock).
+// tag or digest (a reference without one is refused: "latest" changes under a lock; one with
+// both keeps the digest).
 Result<std::string> normalize_reference(std::string_view ref);
 
 // The parts of a normalized reference.

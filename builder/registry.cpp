@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <spdlog/spdlog.h>
 #include <thread>
@@ -30,6 +31,27 @@ constexpr std::string_view k_oci_index = "application/vnd.oci.image.index.v1+jso
 constexpr std::string_view k_docker_list = "application/vnd.docker.distribution.manifest.list.v2+json";
 constexpr std::string_view k_oci_manifest = "application/vnd.oci.image.manifest.v1+json";
 constexpr std::string_view k_docker_manifest = "application/vnd.docker.distribution.manifest.v2+json";
+
+const std::regex k_digest_pattern("sha256:[0-9a-f]{64}");
+
+bool is_digest(const std::string& text) {
+  return std::regex_match(text, k_digest_pattern);
+}
+
+// A field of a registry's JSON as text, or "" when it is missing or not a string: what
+// registries send is checked, never trusted to have the right types.
+std::string text_field(const nlohmann::json& object, const char* key) {
+  if (!object.is_object() || !object.contains(key) || !object[key].is_string()) {
+    return {};
+  }
+  return object[key].get<std::string>();
+}
+
+std::uint64_t size_field(const nlohmann::json& object) {
+  return object.is_object() && object.contains("size") && object["size"].is_number_unsigned()
+             ? object["size"].get<std::uint64_t>()
+             : 0;
+}
 
 bool is_index(std::string_view media_type) {
   return media_type == k_oci_index || media_type == k_docker_list;
@@ -117,26 +139,28 @@ std::string repository_of(const std::string& source) {
 }
 
 std::string media_type_of(const nlohmann::json& document) {
-  if (document.contains("mediaType") && document["mediaType"].is_string()) {
-    return document["mediaType"].get<std::string>();
+  if (auto type = text_field(document, "mediaType"); !type.empty()) {
+    return type;
   }
   // OCI documents may leave mediaType out; what they hold says what they are.
   return document.contains("manifests") ? std::string(k_oci_index) : std::string(k_oci_manifest);
 }
 
 std::string platform_text(const nlohmann::json& platform) {
-  auto text = fmt::format("{}/{}", platform.value("os", "?"), platform.value("architecture", "?"));
-  if (platform.contains("variant")) {
-    text += "/" + platform.value("variant", "");
+  auto os = text_field(platform, "os");
+  auto arch = text_field(platform, "architecture");
+  auto text = fmt::format("{}/{}", os.empty() ? "?" : os, arch.empty() ? "?" : arch);
+  if (auto variant = text_field(platform, "variant"); !variant.empty()) {
+    text += "/" + variant;
   }
   return text;
 }
 
 bool platform_matches(const nlohmann::json& platform, std::string_view arch) {
-  if (!platform.is_object() || platform.value("os", "") != "linux" || platform.value("architecture", "") != arch) {
+  if (text_field(platform, "os") != "linux" || text_field(platform, "architecture") != arch) {
     return false;
   }
-  auto variant = platform.value("variant", "");
+  auto variant = text_field(platform, "variant");
   return arch != "arm64" || variant.empty() || variant == "v8";
 }
 
@@ -147,6 +171,9 @@ struct Resolved {
 };
 
 Status store_index(const Cache& cache, const std::string& digest, const std::string& raw) {
+  // Two references may name one index; their resolves run at once.
+  static std::mutex writing;
+  std::lock_guard lock(writing);
   auto path = image_index_file(cache, digest);
   std::error_code ec;
   if (fs::exists(path, ec)) {
@@ -167,7 +194,8 @@ void resolve_one(const ImageSpec& spec, const std::vector<std::string>& arches, 
     return;
   }
   auto document = nlohmann::json::parse(*raw, nullptr, false);
-  if (document.is_discarded() || !document.is_object() || document.value("schemaVersion", 0) != 2) {
+  if (document.is_discarded() || !document.is_object() || !document.contains("schemaVersion") ||
+      document["schemaVersion"] != 2) {
     out.errors.push_back(
         fmt::format("{}: the registry's answer is not a schema 2 manifest or index (a very old image?)", what));
     return;
@@ -184,20 +212,25 @@ void resolve_one(const ImageSpec& spec, const std::vector<std::string>& arches, 
   }
   std::vector<std::string> available;
   if (is_index(image.media_type)) {
-    const auto& manifests = document["manifests"];
+    const auto& manifests = document.contains("manifests") ? document["manifests"] : nlohmann::json();
+    if (!manifests.is_array() || !std::ranges::all_of(manifests, [](const nlohmann::json& m) {
+          return m.is_object() && is_digest(text_field(m, "digest"));
+        })) {
+      out.errors.push_back(fmt::format("{}: the index's entries are not descriptors with sha256 digests", what));
+      return;
+    }
     for (const auto& arch : arches) {
       auto found = std::ranges::find_if(manifests, [&](const nlohmann::json& m) {
         return m.contains("platform") && platform_matches(m["platform"], arch);
       });
       if (found != manifests.end()) {
-        image.arches.push_back(
-            {arch, found->value("digest", ""), found->value("size", std::uint64_t{0}), media_type_of(*found)});
+        image.arches.push_back({arch, text_field(*found, "digest"), size_field(*found), media_type_of(*found)});
       } else {
         image.missing.push_back(arch);
       }
     }
     for (const auto& m : manifests) {
-      if (m.contains("platform") && m["platform"].value("architecture", "") != "unknown") {
+      if (m.contains("platform") && text_field(m["platform"], "architecture") != "unknown") {
         available.push_back(platform_text(m["platform"]));
       }
     }
@@ -214,9 +247,9 @@ void resolve_one(const ImageSpec& spec, const std::vector<std::string>& arches, 
                                        : config_text.error().message());
       return;
     }
-    nlohmann::json platform = {{"os", config.value("os", "")}, {"architecture", config.value("architecture", "")}};
-    if (config.contains("variant")) {
-      platform["variant"] = config["variant"];
+    nlohmann::json platform = {{"os", text_field(config, "os")}, {"architecture", text_field(config, "architecture")}};
+    if (auto variant = text_field(config, "variant"); !variant.empty()) {
+      platform["variant"] = variant;
     }
     available.push_back(platform_text(platform));
     for (const auto& arch : arches) {
@@ -270,7 +303,8 @@ Status check_manifest_dir(const fs::path& dir, const LockedImage& image, const L
     return fail_verification("{}: the manifest fetched has digest {}, the lock says {}", label, digest, arch.digest);
   }
   auto document = nlohmann::json::parse(*manifest, nullptr, false);
-  if (document.is_discarded() || !document.contains("config") || !document.contains("layers")) {
+  if (document.is_discarded() || !document.is_object() || !document.contains("config") ||
+      !document.contains("layers") || !document["layers"].is_array()) {
     return fail_verification("{}: manifest {} is not an image manifest", label, digest);
   }
   std::vector<nlohmann::json> blobs{document["config"]};
@@ -278,20 +312,23 @@ Status check_manifest_dir(const fs::path& dir, const LockedImage& image, const L
     blobs.push_back(layer);
   }
   for (const auto& blob : blobs) {
-    auto want = blob.value("digest", "");
+    auto want = text_field(blob, "digest");
+    if (!is_digest(want)) {
+      return fail_verification("{}: manifest {} names a blob without a sha256 digest", label, digest);
+    }
     auto file = dir / hex_of(want);
     auto got = sha256_file(file);
     if (!got) {
       return add_context(got.error(), fmt::format("{}: blob {}", label, want));
     }
-    if ("sha256:" + to_hex(got->digest) != want || got->size != blob.value("size", std::uint64_t{0})) {
+    if ("sha256:" + to_hex(got->digest) != want || got->size != size_field(blob)) {
       return fail_verification("{}: blob {} has digest sha256:{} and {} bytes; the manifest says {} and {} bytes",
-                               label, want, to_hex(got->digest), got->size, want, blob.value("size", 0));
+                               label, want, to_hex(got->digest), got->size, want, size_field(blob));
     }
   }
-  auto config_text = read_text_file(dir / hex_of(blobs.front().value("digest", "")), 16 << 20);
+  auto config_text = read_text_file(dir / hex_of(text_field(blobs.front(), "digest")), 16 << 20);
   auto config = config_text ? nlohmann::json::parse(*config_text, nullptr, false) : nlohmann::json();
-  nlohmann::json platform = {{"os", config.value("os", "")}, {"architecture", config.value("architecture", "")}};
+  nlohmann::json platform = {{"os", text_field(config, "os")}, {"architecture", text_field(config, "architecture")}};
   if (!platform_matches(platform, arch.arch)) {
     auto message = fmt::format("{}: the index lists manifest {} as linux/{}, but its config says {}", label, digest,
                                arch.arch, platform_text(platform));
@@ -372,8 +409,14 @@ Result<std::vector<LockedImage>> resolve_images(const std::vector<ImageSpec>& im
     return std::vector<LockedImage>{};
   }
   std::vector<Resolved> results(images.size());
-  parallel_for(images.size(), options.jobs,
-               [&](std::size_t i) { resolve_one(images[i], arches, cache, options, results[i]); });
+  parallel_for(images.size(), options.jobs, [&](std::size_t i) {
+    try {
+      resolve_one(images[i], arches, cache, options, results[i]);
+    } catch (const std::exception& e) { // JSON of unexpected shape: reported, never fatal
+      results[i].errors.push_back(
+          fmt::format("resolving {}: the registry's answer is malformed: {}", images[i].ref, e.what()));
+    }
+  });
   std::vector<std::string> errors;
   std::vector<LockedImage> out;
   for (auto& result : results) {
@@ -428,7 +471,12 @@ Status fetch_images(const std::vector<LockedImage>& images, const Cache& cache, 
   std::vector<std::vector<std::string>> warnings(jobs.size());
   parallel_for(unique.size(), options.jobs, [&](std::size_t u) {
     auto i = unique[u];
-    results[i] = fetch_one(*jobs[i].image, *jobs[i].arch, cache, options, warnings[i]);
+    try {
+      results[i] = fetch_one(*jobs[i].image, *jobs[i].arch, cache, options, warnings[i]);
+    } catch (const std::exception& e) {
+      results[i] = fail_verification("fetching {} for {}: a malformed manifest: {}", jobs[i].image->ref,
+                                     jobs[i].arch->arch, e.what());
+    }
   });
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     if (first_of[i] != i && results[first_of[i]]) {

@@ -186,9 +186,10 @@ void read_images(const YAML::Node& root, BundleInfo& info, Problems& problems) {
       problems.add(item, "images: expected {ref, manifests: {arch: digest}}");
       continue;
     }
-    check_keys(item, {"ref", "manifests"}, "images: ", problems);
+    check_keys(item, {"ref", "digest", "manifests"}, "images: ", problems);
     ImageRecord record;
     record.ref = read_string(item, "ref", ref_pattern, "an image reference", problems);
+    record.digest = read_string(item, "digest", digest_pattern, "sha256:<64 hex digits>", problems);
     for (const auto& manifest : item["manifests"]) {
       auto arch = key_of(manifest);
       auto digest = manifest.second.as<std::string>("");
@@ -289,6 +290,7 @@ std::string format_bundle_info(const BundleInfo& info) {
     for (const auto& image : info.images) {
       out << YAML::BeginMap;
       out << YAML::Key << "ref" << YAML::Value << image.ref;
+      out << YAML::Key << "digest" << YAML::Value << YAML::DoubleQuoted << image.digest;
       out << YAML::Key << "manifests" << YAML::Value << YAML::BeginMap;
       for (const auto& [arch, digest] : image.manifests) {
         out << YAML::Key << arch << YAML::Value << YAML::DoubleQuoted << digest;

@@ -29,7 +29,7 @@ inline constexpr int k_format_version = 1;
 //     - {profile: debian-12, path: packages/debian/12, format: deb, arches: [amd64, arm64],
 //        id: [debian], like: [], version_id: "12*"}
 //   images:                         # optional: container images in images/oci (images/images.json)
-//     - {ref: registry.k8s.io/pause:3.10, manifests: {amd64: "sha256:...", arm64: "sha256:..."}}
+//     - {ref: registry.k8s.io/pause:3.10, digest: "sha256:...", manifests: {amd64: "sha256:...", arm64: "sha256:..."}}
 struct ComponentRecord {
   std::string name;
   std::string version;
@@ -59,6 +59,7 @@ struct PackageTargetRecord {
 // manifest for each arch it has, which is what the installer checks the runtime against.
 struct ImageRecord {
   std::string ref;
+  std::string digest;                           // what the reference named upstream: its index, or its one manifest
   std::map<std::string, std::string> manifests; // arch -> sha256:<hex>
 };
 

@@ -83,9 +83,18 @@ Result<pid_t> spawn(const std::vector<std::string>& args, posix_spawn_file_actio
   // The program is looked up in the PATH the child gets (ours, or the fallback), not in
   // posix_spawnp's default, which lacks /usr/sbin.
   auto program = find_program(args.front(), env_strings);
+  // A child starts with SIGPIPE at its default, whatever we ignore (PipedChild ignores it).
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF);
   pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+  int rc = ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
   if (rc != 0) {
     return fail("cannot run {}: {}", args.front(), errno_text(rc));
   }
@@ -243,6 +252,9 @@ PipedChild::~PipedChild() {
 Result<ProcessResult> PipedChild::finish() {
   if (m_input >= 0) {
     ::close(std::exchange(m_input, -1));
+  }
+  if (m_pid <= 0) {
+    return fail("{} was already waited for", m_name);
   }
   auto code = wait_for(std::exchange(m_pid, -1), m_name);
   if (!code) {

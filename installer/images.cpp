@@ -20,6 +20,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <set>
 
 namespace kubexm {
@@ -33,8 +34,9 @@ constexpr std::string_view k_blob_prefix = "images/oci/blobs/sha256/";
 // One image as this host needs it.
 struct Wanted {
   std::string ref;
-  std::string digest; // the platform manifest's
-  std::string config; // the config's digest: docker's image ID
+  std::string upstream; // what the reference named upstream (an index): what a registry pull records
+  std::string digest;   // the platform manifest's
+  std::string config;   // the config's digest: docker's image ID
   std::string media_type;
   std::uint64_t size = 0;
   std::vector<std::string> blobs; // hex digests: manifest, config, layers
@@ -106,7 +108,9 @@ Result<std::map<std::string, std::string>> runtime_images(const Runtime& runtime
     return out;
   }
   for (const auto& image : wanted) {
-    auto inspected = run_captured(runtime_command(runtime, {"image", "inspect", "--format", "{{.Id}}", image.ref}));
+    // docker tags no digest reference: an image named by digest is known by its ID.
+    auto key = image.ref.find('@') == std::string::npos ? image.ref : image.config;
+    auto inspected = run_captured(runtime_command(runtime, {"image", "inspect", "--format", "{{.Id}}", key}));
     if (!inspected) {
       return add_context(inspected.error(), "asking docker for its images (is docker installed?)");
     }
@@ -122,8 +126,20 @@ Result<std::map<std::string, std::string>> runtime_images(const Runtime& runtime
   return out;
 }
 
+// The digest the runtime is checked against, as messages show it.
 std::string expected_digest(const Runtime& runtime, const Wanted& image) {
   return runtime.name == "containerd" ? image.digest : image.config;
+}
+
+// Whether what the runtime has under an image's reference is the locked image: containerd
+// records the platform manifest (imported) or the index (pulled from a registry); docker
+// its image ID, which is the config's digest, or with the containerd image store the
+// manifest's or the index's.
+bool at_locked_digest(const Runtime& runtime, const Wanted& image, const std::string& have) {
+  if (have == image.digest || have == image.upstream) {
+    return true;
+  }
+  return runtime.name == "docker" && have == image.config;
 }
 
 // A ustar stream written to a file descriptor (the importer's standard input). Written
@@ -167,7 +183,10 @@ public:
     return write(std::as_bytes(std::span(header)));
   }
   Status data(std::span<const std::byte> bytes) {
-    m_left -= std::min<std::uint64_t>(m_left, bytes.size());
+    if (bytes.size() > m_left) {
+      return fail("streaming images to the runtime: a member is longer than its header says");
+    }
+    m_left -= bytes.size();
     m_written += bytes.size();
     return write(bytes);
   }
@@ -234,9 +253,19 @@ Status fill_from_summary(const std::string& text, const std::string& arch, std::
     }
     wanted.media_type = entry.value("media_type", "");
     wanted.size = entry.value("size", std::uint64_t{0});
+    static const std::regex digest_pattern("sha256:[0-9a-f]{64}");
+    auto blobs = entry.value("blobs", nlohmann::json::array());
+    if (!blobs.is_array() || !std::ranges::all_of(blobs, [&](const nlohmann::json& blob) {
+          return blob.is_object() && blob.contains("digest") && blob["digest"].is_string() &&
+                 std::regex_match(blob["digest"].get<std::string>(), digest_pattern) && blob.contains("size") &&
+                 blob["size"].is_number_unsigned();
+        })) {
+      return fail_verification("{}: the blobs of {} for {} are not digests with sizes", k_images_summary, wanted.ref,
+                               arch);
+    }
     wanted.blobs = {wanted.digest.substr(7)};
     wanted.blob_sizes = {wanted.size};
-    for (const auto& blob : entry.value("blobs", nlohmann::json::array())) {
+    for (const auto& blob : blobs) {
       wanted.blobs.push_back(blob.value("digest", "").substr(7));
       wanted.blob_sizes.push_back(blob.value("size", std::uint64_t{0}));
     }
@@ -263,7 +292,8 @@ std::pair<std::string, std::string> layout_files(const std::vector<Wanted>& imag
     for (std::size_t i = 2; i < image.blobs.size(); ++i) {
       layers.push_back("blobs/sha256/" + image.blobs[i]);
     }
-    docker.push_back({{"Config", "blobs/sha256/" + image.blobs[1]}, {"RepoTags", {image.ref}}, {"Layers", layers}});
+    auto tags = image.ref.find('@') == std::string::npos ? nlohmann::json::array({image.ref}) : nlohmann::json::array();
+    docker.push_back({{"Config", "blobs/sha256/" + image.blobs[1]}, {"RepoTags", tags}, {"Layers", layers}});
   }
   nlohmann::json index = {
       {"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.index.v1+json"}, {"manifests", manifests}};
@@ -413,16 +443,27 @@ Result<std::string> read_summary(const fs::path& bundle) {
 struct Plan {
   Runtime runtime;
   std::string arch;
-  std::vector<Wanted> images; // for this arch
-  std::vector<Wanted> todo;   // not in the runtime at their digests
+  std::vector<Wanted> images;   // for this arch
+  std::vector<Wanted> todo;     // not in the runtime at their digests
+  std::set<std::string> absent; // of those, the references the runtime has no image under
   std::vector<std::string> not_for_arch;
   std::uint64_t todo_bytes = 0;
 };
 
+// The images the bundle lacks for this arch (--images-policy=warn), said on every report.
+std::string not_for_arch_line(const Plan& plan) {
+  if (plan.not_for_arch.empty()) {
+    return {};
+  }
+  return fmt::format("the bundle carries {} images not for {} (built with --images-policy=warn): {}\n",
+                     plan.not_for_arch.size(), plan.arch, fmt::join(plan.not_for_arch, ", "));
+}
+
 std::string text_report(const Plan& plan, std::string_view outcome, std::uint64_t sent) {
   if (plan.todo.empty()) {
     return fmt::format("nothing to import: all {} images for {} are in {} at their locked digests; nothing changed\n",
-                       plan.images.size(), plan.arch, plan.runtime.label());
+                       plan.images.size(), plan.arch, plan.runtime.label()) +
+           not_for_arch_line(plan);
   }
   std::string out;
   if (outcome == "dry-run") {
@@ -431,12 +472,12 @@ std::string text_report(const Plan& plan, std::string_view outcome, std::uint64_
     for (const auto& image : plan.todo) {
       out += fmt::format("  {} {}\n", image.ref, image.digest);
     }
-    return out;
+    return out + not_for_arch_line(plan);
   }
   out += fmt::format("imported {} images ({} of blobs) into {}; all {} images for {} are there at their locked "
                      "digests\n",
                      plan.todo.size(), human_bytes(sent), plan.runtime.label(), plan.images.size(), plan.arch);
-  return out;
+  return out + not_for_arch_line(plan);
 }
 
 std::string json_report(const Plan& plan, std::string_view outcome) {
@@ -446,10 +487,8 @@ std::string json_report(const Plan& plan, std::string_view outcome) {
     todo.insert(image.ref);
   }
   for (const auto& image : plan.images) {
-    images.push_back({{"ref", image.ref},
-                      {"digest", image.digest},
-
-                      {"action", todo.contains(image.ref) ? "import" : "present"}});
+    images.push_back(
+        {{"ref", image.ref}, {"digest", image.digest}, {"action", todo.contains(image.ref) ? "import" : "present"}});
   }
   nlohmann::json out = {{"outcome", plan.todo.empty() ? "nothing-to-do" : std::string(outcome)},
                         {"runtime", plan.runtime.name},
@@ -562,6 +601,15 @@ Status import_images(const ImagesRequest& request, Plan& plan, std::uint64_t& se
     return std::unexpected(finished.error());
   }
   if (finished->exit_code != 0) {
+    if (containerd) {
+      // It may have named some images before it failed: those this run made go again.
+      std::vector<std::string> made{"images", "rm"};
+      made.insert(made.end(), plan.absent.begin(), plan.absent.end());
+      if (made.size() > 2) {
+        (void)run_captured(runtime_command(plan.runtime, made));
+      }
+      remove_added_content(plan.runtime, before, sink.sent());
+    }
     return fail("{} exited with {} (its messages are above)", command_line(args), finished->exit_code);
   }
   sent = sink.bytes();
@@ -577,7 +625,7 @@ Status check_present(const Plan& plan) {
   for (const auto& image : plan.images) {
     auto found = present->find(image.ref);
     auto want = expected_digest(plan.runtime, image);
-    if (found == present->end() || found->second != want) {
+    if (found == present->end() || !at_locked_digest(plan.runtime, image, found->second)) {
       wrong.push_back(fmt::format("{} (wanted {}, {} has {})", image.ref, want, plan.runtime.name,
                                   found == present->end() ? "none" : found->second));
     }
@@ -615,6 +663,7 @@ Result<Plan> make_plan(const ImagesRequest& request) {
     if (auto digest = image.manifests.find(plan.arch); digest != image.manifests.end()) {
       Wanted wanted;
       wanted.ref = image.ref;
+      wanted.upstream = image.digest;
       wanted.digest = digest->second;
       plan.images.push_back(std::move(wanted));
     } else {
@@ -642,7 +691,10 @@ Result<Plan> make_plan(const ImagesRequest& request) {
   }
   for (const auto& image : plan.images) {
     auto found = present->find(image.ref);
-    if (found == present->end() || found->second != expected_digest(plan.runtime, image)) {
+    if (found == present->end() || !at_locked_digest(plan.runtime, image, found->second)) {
+      if (found == present->end()) {
+        plan.absent.insert(image.ref);
+      }
       plan.todo.push_back(image);
     }
   }
@@ -656,14 +708,16 @@ Result<std::string> install_images(const ImagesRequest& request) {
   if (!plan) {
     return add_context(plan.error(), "install images");
   }
-  if (request.dry_run && !plan->todo.empty() && plan->todo.front().blobs.empty()) {
+  if (request.dry_run && !plan->todo.empty()) {
     // What a dry run would send: images.json says.
-    auto summary = read_summary(request.bundle);
-    if (!summary) {
-      return std::unexpected(summary.error());
-    }
-    if (auto status = fill_from_summary(*summary, plan->arch, plan->todo); !status) {
-      return std::unexpected(status.error());
+    if (plan->todo.front().blobs.empty()) {
+      auto summary = read_summary(request.bundle);
+      if (!summary) {
+        return std::unexpected(summary.error());
+      }
+      if (auto status = fill_from_summary(*summary, plan->arch, plan->todo); !status) {
+        return std::unexpected(status.error());
+      }
     }
     // Each blob once, as the import sends it: images share their base layers.
     std::map<std::string, std::uint64_t> unique;

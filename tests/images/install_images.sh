@@ -78,6 +78,21 @@ grep -q "^nothing to import: all 12 images for amd64 are in containerd (namespac
 [ "$before" = "$(state)" ] || fail "the second run changed containerd"
 pass "a second run imports nothing and says so"
 
+# 4b. An image the host pulled from a registry (named by its index, not its amd64 manifest)
+# is the locked image too: it is left alone.
+start_image_registry
+ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images pull --plain-http --platform linux/amd64 \
+  "$REGISTRY/registry.k8s.io/coredns/coredns:v1.11.3" >/dev/null
+ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images tag --force "$REGISTRY/registry.k8s.io/coredns/coredns:v1.11.3" \
+  registry.k8s.io/coredns/coredns:v1.11.3 >/dev/null
+ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images rm "$REGISTRY/registry.k8s.io/coredns/coredns:v1.11.3" >/dev/null
+stop_registry
+index=$(python3 -c 'import json,sys; print([i for i in json.load(open(sys.argv[1]))["images"] if i["ref"]=="registry.k8s.io/coredns/coredns:v1.11.3"][0]["digest"])' "$WORK/out/kubexm.lock")
+containerd_images | grep -qx "registry.k8s.io/coredns/coredns:v1.11.3 $index" || fail "the pulled image is not named by its index"
+images >"$WORK/pulled.out" 2>&1 || { cat "$WORK/pulled.out"; fail "the run after a pull failed"; }
+grep -q "^nothing to import: all 12 images" "$WORK/pulled.out" || { cat "$WORK/pulled.out"; fail "an image pulled at its locked index was imported again"; }
+pass "an image pulled at its locked index digest counts as present"
+
 # 5. An image removed from containerd, and one whose reference now names another image, are
 # the only ones imported again.
 ctr --address "$CONTAINERD_ADDRESS" -n k8s.io images rm quay.io/calico/node:v3.30.5 >/dev/null

@@ -108,10 +108,11 @@ TEST(References, AreWrittenOutInFull) {
   EXPECT_EQ(*normalize_reference("registry.k8s.io/pause:3.10"), "registry.k8s.io/pause:3.10");
   auto pinned = "quay.io/a/b@sha256:" + std::string(64, 'a');
   EXPECT_EQ(*normalize_reference(pinned), pinned);
-  EXPECT_FALSE(normalize_reference("busybox"));                              // no tag
-  EXPECT_FALSE(normalize_reference("Busybox:1"));                            // upper case
-  EXPECT_FALSE(normalize_reference("quay.io/a/b@sha256:abc"));               // short digest
-  EXPECT_FALSE(normalize_reference("quay.io/a/b:" + std::string(129, 'x'))); // tag too long
+  EXPECT_EQ(*normalize_reference("quay.io/a/b:1.0@sha256:" + std::string(64, 'a')), pinned); // the digest wins
+  EXPECT_FALSE(normalize_reference("busybox"));                                              // no tag
+  EXPECT_FALSE(normalize_reference("Busybox:1"));                                            // upper case
+  EXPECT_FALSE(normalize_reference("quay.io/a/b@sha256:abc"));                               // short digest
+  EXPECT_FALSE(normalize_reference("quay.io/a/b:" + std::string(129, 'x')));                 // tag too long
   auto parts = split_reference("127.0.0.1:5000/registry.k8s.io/pause:3.10");
   EXPECT_EQ(parts.registry, "127.0.0.1:5000");
   EXPECT_EQ(parts.repository, "127.0.0.1:5000/registry.k8s.io/pause");
