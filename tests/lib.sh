@@ -36,6 +36,28 @@ expect_failure() {
   fi
 }
 
+# await_daemon NAME PID LOG CMD...: waits (up to 20 s) until CMD succeeds while PID lives;
+# otherwise shows the end of LOG and fails naming NAME.
+await_daemon() {
+  local name=$1 pid=$2 log=$3
+  shift 3
+  local _
+  for _ in $(seq 200); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$log" >&2
+  fail "$name did not start"
+}
+
+# stop_daemon PID: stops it and waits for it; nothing when PID is empty.
+stop_daemon() {
+  [ -n "${1:-}" ] || return 0
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
 # pack_demo TREE OUT [gen-tree args...]: generates a tree and packs it quietly.
 pack_demo() {
   local tree=$1 out=$2

@@ -24,24 +24,12 @@ TOML
   unshare -n containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
   CONTAINERD_PID=$!
   trap 'stop_containerd; stop_registry 2>/dev/null || true; stop_mirror; rm -rf "$WORK"' EXIT
-  local _
-  for _ in $(seq 200); do
-    if ctr --address "$CONTAINERD_ADDRESS" version >/dev/null 2>&1; then
-      return 0
-    fi
-    kill -0 "$CONTAINERD_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  tail -20 "$dir/containerd.log" >&2
-  fail "containerd did not start"
+  await_daemon containerd "$CONTAINERD_PID" "$dir/containerd.log" ctr --address "$CONTAINERD_ADDRESS" version
 }
 
 stop_containerd() {
-  if [ -n "${CONTAINERD_PID:-}" ]; then
-    kill "$CONTAINERD_PID" 2>/dev/null || true
-    wait "$CONTAINERD_PID" 2>/dev/null || true
-    CONTAINERD_PID=
-  fi
+  stop_daemon "${CONTAINERD_PID:-}"
+  CONTAINERD_PID=
 }
 
 # containerd_images: "REF DIGEST" for each image in namespace k8s.io.

@@ -13,24 +13,12 @@ start_docker() {
     --containerd-namespace kubexm-test --containerd-plugins-namespace kubexm-test-plugins >"$dir/dockerd.log" 2>&1 &
   DOCKER_PID=$!
   trap 'stop_docker; stop_registry 2>/dev/null || true; stop_mirror; rm -rf "$WORK"' EXIT
-  local _
-  for _ in $(seq 300); do
-    if docker --host "unix://$DOCKER_ADDRESS" version >/dev/null 2>&1; then
-      return 0
-    fi
-    kill -0 "$DOCKER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  tail -20 "$dir/dockerd.log" >&2
-  fail "dockerd did not start"
+  await_daemon dockerd "$DOCKER_PID" "$dir/dockerd.log" docker --host "unix://$DOCKER_ADDRESS" version
 }
 
 stop_docker() {
-  if [ -n "${DOCKER_PID:-}" ]; then
-    kill "$DOCKER_PID" 2>/dev/null || true
-    wait "$DOCKER_PID" 2>/dev/null || true
-    DOCKER_PID=
-  fi
+  stop_daemon "${DOCKER_PID:-}"
+  DOCKER_PID=
 }
 
 # docker_id REF: the image ID docker has under REF (the config's digest), or nothing.
