@@ -2,6 +2,7 @@
 
 #include "builder/build.hpp"
 #include "builder/packages.hpp"
+#include "builder/site.hpp"
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/reader.hpp"
@@ -138,6 +139,35 @@ std::string describe_closures(const std::vector<PackageSet>& sets) {
     }
   }
   return out;
+}
+
+Status run_site(const BuilderOptions& options) {
+  std::vector<std::string> warnings;
+  auto site = load_site(options.manifest, warnings);
+  for (const auto& warning : warnings) {
+    log_warning(warning);
+  }
+  if (!site) {
+    return std::unexpected(site.error());
+  }
+  auto topology = topology_of(*site);
+  if (options.json) {
+    nlohmann::json hosts = nlohmann::json::array();
+    for (const auto& host : site->hosts) {
+      hosts.push_back({{"name", host.name}, {"address", host.address}, {"arch", host.arch}, {"roles", host.roles}});
+    }
+    nlohmann::json out = {{"site", site->name},
+                          {"valid", true},
+                          {"topology", topology.item},
+                          {"description", topology.description},
+                          {"hosts", hosts}};
+    return print_stdout(out.dump(2) + "\n");
+  }
+  std::string text = fmt::format("{}: valid: seed 002 item {}: {}\n", site->name, topology.item, topology.description);
+  for (const auto& host : site->hosts) {
+    text += fmt::format("  {:<16} {:<15} {:<5} {}\n", host.name, host.address, host.arch, fmt::join(host.roles, ", "));
+  }
+  return print_stdout(text);
 }
 
 Status run_closure(const BuilderOptions& options) {
@@ -443,6 +473,16 @@ int builder_main(int argc, char** argv) {
   resolve->add_option("-o,--output", options.lock, "The lock file to write (default: kubexm.lock)");
   add_fetch_options(resolve);
   resolve->callback([&] { chosen = run_resolve; });
+
+  auto* site = app.add_subcommand("site", "Check a site file: the cluster's deployment (one of seed 002's 21) and "
+                                          "its hosts, every problem with its line; rendering comes later");
+  site->add_option("-f,--file", options.manifest, "The site file (YAML; see docs/site.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  bool check_only = false;
+  site->add_flag("--check", check_only, "Validate only (required: rendering the nodes is not there yet)")->required();
+  site->add_flag("--json", options.json, "Machine-readable output");
+  site->callback([&] { chosen = run_site; });
 
   auto* closure = app.add_subcommand(
       "closure", "Resolve the OS package closures of a manifest (every os-profile, arch and role) from the "

@@ -24,6 +24,14 @@ public:
     }
     m_lines.push_back(fmt::format("{}: line {}: {}", m_what, node.Mark().line + 1, message));
   }
+  // At a 1-based line kept from an earlier read (0: none).
+  void add_at(int line, std::string_view message) {
+    if (line <= 0) {
+      add(message);
+      return;
+    }
+    m_lines.push_back(fmt::format("{}: line {}: {}", m_what, line, message));
+  }
   void add(std::string_view message) {
     m_lines.push_back(m_what.empty() ? std::string(message) : fmt::format("{}: {}", m_what, message));
   }
