@@ -2,6 +2,7 @@
 
 #include "builder/build.hpp"
 #include "builder/packages.hpp"
+#include "builder/pki.hpp"
 #include "builder/site.hpp"
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
@@ -43,6 +44,10 @@ struct BuilderOptions {
   std::vector<std::string> insecure_registries;
   std::optional<fs::path> authfile;
   std::string images_policy = "strict";
+  // site
+  bool check = false;
+  bool rotate = false;
+  std::string key_algorithm = "rsa";
   std::optional<fs::path> ca_file;
   unsigned jobs = 4;
   unsigned retries = 4;
@@ -142,6 +147,9 @@ std::string describe_closures(const std::vector<PackageSet>& sets) {
 }
 
 Status run_site(const BuilderOptions& options) {
+  if (!options.check && options.out_dir.empty()) {
+    return std::unexpected(Error(ErrorKind::usage, "site: give --check (validate only) or -o DIR (make the PKI)"));
+  }
   std::vector<std::string> warnings;
   auto site = load_site(options.manifest, warnings);
   for (const auto& warning : warnings) {
@@ -151,6 +159,17 @@ Status run_site(const BuilderOptions& options) {
     return std::unexpected(site.error());
   }
   auto topology = topology_of(*site);
+  std::optional<PkiReport> pki;
+  if (!options.out_dir.empty()) {
+    PkiOptions pki_options;
+    pki_options.rotate = options.rotate;
+    pki_options.algorithm = options.key_algorithm == "ecdsa" ? KeyAlgorithm::ecdsa_p256 : KeyAlgorithm::rsa2048;
+    auto made = generate_site_pki(*site, options.out_dir, pki_options);
+    if (!made) {
+      return std::unexpected(made.error());
+    }
+    pki = std::move(*made);
+  }
   if (options.json) {
     nlohmann::json hosts = nlohmann::json::array();
     for (const auto& host : site->hosts) {
@@ -161,11 +180,20 @@ Status run_site(const BuilderOptions& options) {
                           {"topology", topology.item},
                           {"description", topology.description},
                           {"hosts", hosts}};
+    if (pki) {
+      out["pki"] = {{"dir", (options.out_dir / "pki").string()}, {"written", pki->written}, {"kept", pki->kept}};
+    }
     return print_stdout(out.dump(2) + "\n");
   }
   std::string text = fmt::format("{}: valid: seed 002 item {}: {}\n", site->name, topology.item, topology.description);
   for (const auto& host : site->hosts) {
     text += fmt::format("  {:<16} {:<15} {:<5} {}\n", host.name, host.address, host.arch, fmt::join(host.roles, ", "));
+  }
+  if (pki) {
+    text += pki->written.empty() ? fmt::format("PKI in {}: all {} keys and certificates kept; nothing changed\n",
+                                               (options.out_dir / "pki").string(), pki->kept.size())
+                                 : fmt::format("PKI in {}: {} made, {} kept\n", (options.out_dir / "pki").string(),
+                                               pki->written.size(), pki->kept.size());
   }
   return print_stdout(text);
 }
@@ -479,8 +507,14 @@ int builder_main(int argc, char** argv) {
   site->add_option("-f,--file", options.manifest, "The site file (YAML; see docs/site.md)")
       ->required()
       ->check(CLI::ExistingFile);
-  bool check_only = false;
-  site->add_flag("--check", check_only, "Validate only (required: rendering the nodes is not there yet)")->required();
+  auto* site_output =
+      site->add_option("-o,--output", options.out_dir,
+                       "Make the site's PKI under DIR/pki: CAs, the control plane's and etcd's certificates, the "
+                       "service-account keys (kept when present); rendering the nodes comes later");
+  site->add_flag("--check", options.check, "Validate only; write nothing")->excludes(site_output);
+  site->add_flag("--rotate", options.rotate, "With -o: make every key and certificate anew");
+  site->add_option("--key-algorithm", options.key_algorithm, "rsa (2048 bits, the default) or ecdsa (P-256)")
+      ->check(CLI::IsMember({"rsa", "ecdsa"}));
   site->add_flag("--json", options.json, "Machine-readable output");
   site->callback([&] { chosen = run_site; });
 
