@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <fmt/ranges.h>
 #include <fnmatch.h>
+#include <map>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -121,55 +122,100 @@ void add_provides(std::string_view field, std::set<std::string>& provided) {
   }
 }
 
-Result<PackageDatabase> dpkg_status(const Host& host) {
-  auto path = host.at("/var/lib/dpkg/status");
-  auto text = read_text_file(path, 256 << 20);
-  if (!text) {
-    return add_context(text.error(), "reading the host's dpkg database");
-  }
-  PackageDatabase db;
-  db.format = "deb";
+// One stanza of dpkg's database, as far as the installer reads it.
+struct DpkgStanza {
   std::string name;
   std::string status;
+  std::string version;
+  std::string arch;
   std::string provides;
-  InstalledPackage package;
+};
+using DpkgStanzas = std::map<std::pair<std::string, std::string>, DpkgStanza>; // (name, arch)
+
+// The stanzas of `text` into `out`, each replacing what `out` had for its package.
+void read_stanzas(std::string_view text, DpkgStanzas& out) {
+  DpkgStanza stanza;
   auto flush = [&] {
-    // "Status: want flag state": only the state says what is on disk ("hold ok installed"
-    // is installed too); not-installed and config-files leave no package behind.
-    auto state = status.substr(status.rfind(' ') + 1);
-    if (!name.empty() && !status.empty() && state != "not-installed" && state != "config-files") {
-      package.complete = state == "installed";
-      package.unpack_again = state == "half-installed" || status.find(" reinstreq ") != std::string::npos;
-      if (package.complete) {
-        add_provides(provides, db.provided);
-      }
-      db.packages.emplace(name, package);
+    if (!stanza.name.empty()) {
+      out[{stanza.name, stanza.arch}] = stanza;
     }
-    name.clear();
-    status.clear();
-    provides.clear();
-    package = {};
+    stanza = {};
   };
-  std::string_view rest(*text);
-  while (!rest.empty()) {
-    auto end = rest.find('\n');
-    auto line = rest.substr(0, end);
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  while (!text.empty()) {
+    auto end = text.find('\n');
+    auto line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
     if (line.empty()) {
       flush();
     } else if (line.starts_with("Package: ")) {
-      name = line.substr(9);
+      stanza.name = line.substr(9);
     } else if (line.starts_with("Status: ")) {
-      status = line.substr(8);
+      stanza.status = line.substr(8);
     } else if (line.starts_with("Version: ")) {
-      package.version = line.substr(9);
+      stanza.version = line.substr(9);
     } else if (line.starts_with("Architecture: ")) {
-      package.arch = line.substr(14);
+      stanza.arch = line.substr(14);
     } else if (line.starts_with("Provides: ")) {
-      provides = line.substr(10);
+      stanza.provides = line.substr(10);
     }
   }
   flush();
+}
+
+// dpkg writes each change to a journal file under updates/ before it folds the journal into
+// status (a run killed in between leaves it there): what the host has is status with the
+// journal applied, in the order of its numbered files.
+Status read_dpkg_journal(const Host& host, DpkgStanzas& stanzas) {
+  auto dir = host.at("/var/lib/dpkg/updates");
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    auto name = entry.path().filename().string();
+    if (!name.empty() && std::ranges::all_of(name, [](char c) { return c >= '0' && c <= '9'; })) {
+      files.push_back(entry.path());
+    }
+  }
+  std::ranges::sort(files);
+  for (const auto& file : files) {
+    auto text = read_text_file(file, 64 << 20);
+    if (!text) {
+      return add_context(text.error(), "reading dpkg's journal");
+    }
+    read_stanzas(*text, stanzas);
+  }
+  return {};
+}
+
+Result<PackageDatabase> dpkg_status(const Host& host) {
+  auto text = read_text_file(host.at("/var/lib/dpkg/status"), 256 << 20);
+  if (!text) {
+    return add_context(text.error(), "reading the host's dpkg database");
+  }
+  DpkgStanzas stanzas;
+  read_stanzas(*text, stanzas);
+  if (auto status = read_dpkg_journal(host, stanzas); !status) {
+    return std::unexpected(status.error());
+  }
+  PackageDatabase db;
+  db.format = "deb";
+  for (const auto& [_, stanza] : stanzas) {
+    // "Status: want flag state": only the state says what is on disk ("hold ok installed"
+    // is installed too); not-installed and config-files leave no package behind.
+    const auto& status = stanza.status;
+    auto state = status.substr(status.rfind(' ') + 1);
+    if (status.empty() || state == "not-installed" || state == "config-files") {
+      continue;
+    }
+    InstalledPackage package;
+    package.version = stanza.version;
+    package.arch = stanza.arch;
+    package.complete = state == "installed";
+    package.unpack_again = state == "half-installed" || status.find(" reinstreq ") != std::string::npos;
+    if (package.complete) {
+      add_provides(stanza.provides, db.provided);
+    }
+    db.packages.emplace(stanza.name, package);
+  }
   return db;
 }
 

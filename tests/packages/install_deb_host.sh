@@ -109,16 +109,17 @@ grep -q "^nothing to install: all [0-9]* packages of role worker are installed a
 pass "a second run installs nothing and says so"
 
 # 5b. What dpkg leaves when it is killed while unpacking (the state the kill above hits only
-# sometimes): a package marked half-installed and needing reinstallation, its files partly
-# gone. dpkg --configure -a refuses it; the next run unpacks it again from the bundle.
+# sometimes): in its journal (updates/, not yet folded into status), a package marked
+# half-installed and needing reinstallation, its files partly gone. dpkg --configure -a
+# refuses it; the next run unpacks it again from the bundle.
 cp -a "$ROOT" "$WORK/cut"
-python3 - "$WORK/cut/var/lib/dpkg/status" <<'EOF' || fail "could not mark socat half-installed"
+python3 - "$WORK/cut/var/lib/dpkg/status" "$WORK/cut/var/lib/dpkg/updates/0000" <<'EOF' || fail "could not mark socat half-installed"
 import re, sys
-path = sys.argv[1]
-text = open(path).read()
-text, n = re.subn(r"(Package: socat\n(?:[^\n]+\n)*?)Status: install ok installed", r"\1Status: install reinstreq half-installed", text)
+status, journal = sys.argv[1:]
+stanza = [s for s in open(status).read().split("\n\n") if s.startswith("Package: socat\n")][0]
+stanza, n = re.subn(r"^Status: install ok installed$", "Status: install reinstreq half-installed", stanza, flags=re.M)
 assert n == 1, n
-open(path, "w").write(text)
+open(journal, "w").write(stanza + "\n")
 EOF
 rm -f "$WORK/cut/usr/bin/socat"
 unshare -n "$BUNDLE" packages --role worker --root "$WORK/cut" >"$WORK/cut.out" 2>"$WORK/cut.err" ||

@@ -123,6 +123,26 @@ TEST(Host, DpkgStatusGivesInstalledAndProvidedAndHalfInstalled) {
   EXPECT_FALSE(db->satisfies(*host, "/usr/bin/no-such-file"));
 }
 
+TEST(Host, DpkgsJournalOverridesItsStatusFile) {
+  // dpkg killed mid-unpack: status still says installed, the journal says otherwise.
+  TempDir dir;
+  make_root(dir.path(), "ID=debian\nVERSION_ID=12\n");
+  write_file(dir / "var/lib/dpkg/status",
+             "Package: libelf1\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.188-2.1\n\n"
+             "Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2025b-0\n");
+  write_file(dir / "var/lib/dpkg/updates/0000",
+             "Package: libelf1\nStatus: install reinstreq half-installed\nArchitecture: amd64\nVersion: 0.188-2.1\n");
+  write_file(dir / "var/lib/dpkg/updates/tmp.i", "Package: tzdata\nStatus: purge ok not-installed\n");
+  auto host = detect_host(dir.path());
+  ASSERT_TRUE(host);
+  auto db = installed_packages(*host, "deb");
+  ASSERT_TRUE(db) << db.error().message();
+  ASSERT_EQ(db->packages.count("libelf1"), 1u);
+  EXPECT_TRUE(db->packages.find("libelf1")->second.unpack_again);
+  EXPECT_TRUE(db->satisfies(*host, "tzdata")); // tmp.i is dpkg's scratch file, not the journal
+  EXPECT_FALSE(db->satisfies(*host, "libelf1"));
+}
+
 TEST(Host, GlobsMatchVersionIds) {
   EXPECT_TRUE(glob_match("9*", "9.5"));
   EXPECT_TRUE(glob_match("22.04", "22.04"));
