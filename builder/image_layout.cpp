@@ -18,14 +18,10 @@ namespace {
 
 constexpr std::string_view k_oci_index = "application/vnd.oci.image.index.v1+json";
 
-std::string hex_of(const std::string& digest) {
-  return digest.substr(digest.find(':') + 1);
-}
-
 // Puts a cached file into the layout as blob `digest`, once: a hard link when the cache is
 // on the same filesystem, a copy otherwise.
 Status add_blob(const fs::path& from, const fs::path& blobs, const std::string& digest, std::uint64_t& bytes) {
-  auto to = blobs / hex_of(digest);
+  auto to = blobs / digest_hex(digest);
   std::error_code ec;
   if (fs::exists(to, ec)) {
     return {};
@@ -76,8 +72,8 @@ Result<LaidOut> lay_out(const LockedImage& image, const Cache& cache, const fs::
   LaidOut out;
   out.arches = nlohmann::json::object();
   nlohmann::json index;
-  bool has_index = image.media_type.find("index") != std::string::npos ||
-                   image.media_type.find("manifest.list") != std::string::npos;
+  std::string index_text; // as published: kept whole when every entry is
+  bool has_index = is_image_index(image.media_type);
   if (has_index) {
     auto raw = read_text_file(image_index_file(cache, image.digest), 16 << 20);
     if (!raw) {
@@ -86,7 +82,8 @@ Result<LaidOut> lay_out(const LockedImage& image, const Cache& cache, const fs::
     if ("sha256:" + to_hex(sha256_of(*raw)) != image.digest) {
       return fail_verification("{}: the cached index does not have the locked digest {}", image.ref, image.digest);
     }
-    index = nlohmann::json::parse(*raw, nullptr, false);
+    index_text = std::move(*raw);
+    index = nlohmann::json::parse(index_text, nullptr, false);
   }
   nlohmann::json kept = nlohmann::json::array();
   for (const auto& arch : image.arches) {
@@ -111,7 +108,7 @@ Result<LaidOut> lay_out(const LockedImage& image, const Cache& cache, const fs::
     nlohmann::json listed = nlohmann::json::array();
     for (const auto& part : parts) {
       auto digest = part.value("digest", "");
-      if (auto status = add_blob(dir / hex_of(digest), blobs, digest, bytes); !status) {
+      if (auto status = add_blob(dir / digest_hex(digest), blobs, digest, bytes); !status) {
         return std::unexpected(status.error());
       }
       listed.push_back({{"digest", digest}, {"size", part.value("size", std::uint64_t{0})}});
@@ -127,11 +124,10 @@ Result<LaidOut> lay_out(const LockedImage& image, const Cache& cache, const fs::
   }
   if (kept.size() == index["manifests"].size()) {
     // Every entry of the index is kept: the layout holds the index as published, with its digest.
-    auto raw = read_text_file(image_index_file(cache, image.digest), 16 << 20);
-    if (auto status = add_text_blob(*raw, blobs, bytes); !status) {
+    if (auto status = add_text_blob(index_text, blobs, bytes); !status) {
       return std::unexpected(status.error());
     }
-    out.descriptor = {{"mediaType", image.media_type}, {"digest", image.digest}, {"size", raw->size()}};
+    out.descriptor = {{"mediaType", image.media_type}, {"digest", image.digest}, {"size", index_text.size()}};
     return out;
   }
   // The index without the arches the bundle does not carry (and attestations).

@@ -53,10 +53,6 @@ std::uint64_t size_field(const nlohmann::json& object) {
              : 0;
 }
 
-bool is_index(std::string_view media_type) {
-  return media_type == k_oci_index || media_type == k_docker_list;
-}
-
 // Runs fn(i) for i in [0, n) on up to `jobs` threads.
 void parallel_for(std::size_t n, unsigned jobs, const std::function<void(std::size_t)>& fn) {
   std::atomic<std::size_t> next{0};
@@ -211,7 +207,7 @@ void resolve_one(const ImageSpec& spec, const std::vector<std::string>& arches, 
     return;
   }
   std::vector<std::string> available;
-  if (is_index(image.media_type)) {
+  if (is_image_index(image.media_type)) {
     const auto& manifests = document.contains("manifests") ? document["manifests"] : nlohmann::json();
     if (!manifests.is_array() || !std::ranges::all_of(manifests, [](const nlohmann::json& m) {
           return m.is_object() && is_digest(text_field(m, "digest"));
@@ -285,10 +281,6 @@ void resolve_one(const ImageSpec& spec, const std::vector<std::string>& arches, 
   out.image = std::move(image);
 }
 
-std::string hex_of(const std::string& digest) {
-  return digest.substr(digest.find(':') + 1);
-}
-
 // Checks a dir: copy against the digest it was asked for: the manifest's bytes, each blob's
 // digest and size, and the config's os and arch.
 Status check_manifest_dir(const fs::path& dir, const LockedImage& image, const LockedImageArch& arch,
@@ -316,7 +308,7 @@ Status check_manifest_dir(const fs::path& dir, const LockedImage& image, const L
     if (!is_digest(want)) {
       return fail_verification("{}: manifest {} names a blob without a sha256 digest", label, digest);
     }
-    auto file = dir / hex_of(want);
+    auto file = dir / digest_hex(want);
     auto got = sha256_file(file);
     if (!got) {
       return add_context(got.error(), fmt::format("{}: blob {}", label, want));
@@ -326,7 +318,7 @@ Status check_manifest_dir(const fs::path& dir, const LockedImage& image, const L
                                label, want, to_hex(got->digest), got->size, want, size_field(blob));
     }
   }
-  auto config_text = read_text_file(dir / hex_of(text_field(blobs.front(), "digest")), 16 << 20);
+  auto config_text = read_text_file(dir / digest_hex(text_field(blobs.front(), "digest")), 16 << 20);
   auto config = config_text ? nlohmann::json::parse(*config_text, nullptr, false) : nlohmann::json();
   nlohmann::json platform = {{"os", text_field(config, "os")}, {"architecture", text_field(config, "architecture")}};
   if (!platform_matches(platform, arch.arch)) {
@@ -383,12 +375,20 @@ Status fetch_one(const LockedImage& image, const LockedImageArch& arch, const Ca
 
 } // namespace
 
+bool is_image_index(std::string_view media_type) {
+  return media_type == k_oci_index || media_type == k_docker_list;
+}
+
+std::string digest_hex(const std::string& digest) {
+  return digest.substr(digest.find(':') + 1);
+}
+
 fs::path image_manifest_dir(const Cache& cache, const std::string& digest) {
-  return cache.root() / "images" / "manifests" / hex_of(digest);
+  return cache.root() / "images" / "manifests" / digest_hex(digest);
 }
 
 fs::path image_index_file(const Cache& cache, const std::string& digest) {
-  return cache.root() / "images" / "indexes" / hex_of(digest);
+  return cache.root() / "images" / "indexes" / digest_hex(digest);
 }
 
 std::string image_source(const std::string& ref, const RegistryOptions& options) {
@@ -495,7 +495,7 @@ Status fetch_images(const std::vector<LockedImage>& images, const Cache& cache, 
   }
   // The indexes the layout keeps entries of: in the cache since resolve, or read again.
   for (const auto& image : images) {
-    if (!is_index(image.media_type) || fs::exists(image_index_file(cache, image.digest))) {
+    if (!is_image_index(image.media_type) || fs::exists(image_index_file(cache, image.digest))) {
       continue;
     }
     auto source = fmt::format("{}@{}", repository_of(image_source(image.ref, options)), image.digest);

@@ -32,6 +32,12 @@ Status fetch_images(const std::vector<LockedImage>& images, const Cache& cache, 
 // images/images.json (what the installer streams per arch) from a warm cache.
 Status assemble_images(const std::vector<LockedImage>& images, const Cache& cache, const std::filesystem::path& tree);
 
+// Whether a media type is an image index (OCI) or a manifest list (Docker).
+bool is_image_index(std::string_view media_type);
+
+// "<hex>" of "sha256:<hex>": a digest as a blob's file name.
+std::string digest_hex(const std::string& digest);
+
 // The directories of the image cache.
 std::filesystem::path image_manifest_dir(const Cache& cache, const std::string& digest);
 std::filesystem::path image_index_file(const Cache& cache, const std::string& digest);

@@ -12,18 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-runs=5
-build=build/release
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --runs) runs=$2; shift 2 ;;
-    --build) build=$2; shift 2 ;;
-    *) echo "usage: $0 [--runs 5] [--build DIR]" >&2; exit 2 ;;
-  esac
-done
-export KUBEXM_BIN=$PWD/$build/bin KUBEXM_SOURCE=$PWD
-[ -x "$KUBEXM_BIN/kubexm-builder" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
-source tests/lib.sh
+source tools/bench/common.sh
 source tests/packages/fixtures.sh
 start_package_mirrors
 
