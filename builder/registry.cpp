@@ -68,12 +68,8 @@ void parallel_for(std::size_t n, unsigned jobs, const std::function<void(std::si
   work();
 }
 
-std::string registry_of(const std::string& source) {
-  return source.substr(0, source.find('/'));
-}
-
 bool is_insecure(const std::string& source, const RegistryOptions& options) {
-  return std::ranges::find(options.insecure, registry_of(source)) != options.insecure.end();
+  return std::ranges::find(options.insecure, split_reference(source).registry) != options.insecure.end();
 }
 
 // What skopeo said, without logrus' prefix: its msg="..." when there is one.
@@ -122,16 +118,6 @@ std::vector<std::string> inspect_args(const std::string& source, const RegistryO
   }
   args.push_back("docker://" + source);
   return args;
-}
-
-// The repository part of a source reference: without its tag or digest.
-std::string repository_of(const std::string& source) {
-  auto name = source.substr(0, source.find('@'));
-  auto colon = name.rfind(':');
-  if (colon != std::string::npos && colon > name.rfind('/')) {
-    name.resize(colon);
-  }
-  return name;
 }
 
 std::string media_type_of(const nlohmann::json& document) {
@@ -346,7 +332,7 @@ Status fetch_one(const LockedImage& image, const LockedImageArch& arch, const Ca
   auto partial = dir.string() + fmt::format(".partial-{}-{}", ::getpid(), copies++);
   (void)remove_tree(partial);
   fs::create_directories(dir.parent_path(), ec);
-  auto source = fmt::format("{}@{}", repository_of(image_source(image.ref, options)), arch.digest);
+  auto source = fmt::format("{}@{}", split_reference(image_source(image.ref, options)).repository, arch.digest);
   std::vector<std::string> args{"copy", "--quiet", "--retry-times=2"};
   if (is_insecure(source, options)) {
     args.emplace_back("--src-tls-verify=false");
@@ -498,7 +484,7 @@ Status fetch_images(const std::vector<LockedImage>& images, const Cache& cache, 
     if (!is_image_index(image.media_type) || fs::exists(image_index_file(cache, image.digest))) {
       continue;
     }
-    auto source = fmt::format("{}@{}", repository_of(image_source(image.ref, options)), image.digest);
+    auto source = fmt::format("{}@{}", split_reference(image_source(image.ref, options)).repository, image.digest);
     auto raw = skopeo(inspect_args(source, options, false), fmt::format("fetching the index of {}", image.ref));
     if (!raw) {
       errors.push_back(raw.error());
