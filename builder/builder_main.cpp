@@ -4,6 +4,7 @@
 #include "builder/packages.hpp"
 #include "builder/pki.hpp"
 #include "builder/site.hpp"
+#include "builder/render.hpp"
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/reader.hpp"
@@ -148,7 +149,7 @@ std::string describe_closures(const std::vector<PackageSet>& sets) {
 
 Status run_site(const BuilderOptions& options) {
   if (!options.check && options.out_dir.empty()) {
-    return std::unexpected(Error(ErrorKind::usage, "site: give --check (validate only) or -o DIR (make the PKI)"));
+    return std::unexpected(Error(ErrorKind::usage, "site: give --check (validate only) or -o DIR (make the PKI and render the nodes)"));
   }
   std::vector<std::string> warnings;
   auto site = load_site(options.manifest, warnings);
@@ -160,6 +161,7 @@ Status run_site(const BuilderOptions& options) {
   }
   auto topology = topology_of(*site);
   std::optional<PkiReport> pki;
+  std::optional<RenderReport> render;
   if (!options.out_dir.empty()) {
     PkiOptions pki_options;
     pki_options.rotate = options.rotate;
@@ -169,6 +171,19 @@ Status run_site(const BuilderOptions& options) {
       return std::unexpected(made.error());
     }
     pki = std::move(*made);
+    auto images = cluster_images(cluster_spec_of(*site), site->kubernetes_version, default_manifests_dir());
+    if (!images) {
+      return add_context(images.error(), fmt::format("the images of {}'s nodes", site->name));
+    }
+    RenderInputs inputs{default_templates_dir(), {}};
+    for (const auto& image : *images) {
+      inputs.images[image.name] = image.ref;
+    }
+    auto rendered = render_site(*site, options.out_dir, inputs);
+    if (!rendered) {
+      return std::unexpected(rendered.error());
+    }
+    render = std::move(*rendered);
   }
   if (options.json) {
     nlohmann::json hosts = nlohmann::json::array();
@@ -182,6 +197,11 @@ Status run_site(const BuilderOptions& options) {
                           {"hosts", hosts}};
     if (pki) {
       out["pki"] = {{"dir", (options.out_dir / "pki").string()}, {"written", pki->written}, {"kept", pki->kept}};
+      out["nodes"] = {{"dir", (options.out_dir / "nodes").string()},
+                      {"nodes", render->nodes},
+                      {"files", render->files},
+                      {"written", render->written},
+                      {"removed", render->removed}};
     }
     return print_stdout(out.dump(2) + "\n");
   }
@@ -194,6 +214,14 @@ Status run_site(const BuilderOptions& options) {
                                                (options.out_dir / "pki").string(), pki->kept.size())
                                  : fmt::format("PKI in {}: {} made, {} kept\n", (options.out_dir / "pki").string(),
                                                pki->written.size(), pki->kept.size());
+    auto nodes = (options.out_dir / "nodes").string();
+    if (render->written.empty() && render->removed.empty()) {
+      text += fmt::format("nodes in {}: {} nodes, {} files; nothing changed\n", nodes, render->nodes.size(),
+                          render->files);
+    } else {
+      text += fmt::format("nodes in {}: {} nodes, {} files: {} written, {} removed\n", nodes, render->nodes.size(),
+                          render->files, render->written.size(), render->removed.size());
+    }
   }
   return print_stdout(text);
 }
@@ -502,15 +530,17 @@ int builder_main(int argc, char** argv) {
   add_fetch_options(resolve);
   resolve->callback([&] { chosen = run_resolve; });
 
-  auto* site = app.add_subcommand("site", "Check a site file: the cluster's deployment (one of seed 002's 21) and "
-                                          "its hosts, every problem with its line; rendering comes later");
+  auto* site = app.add_subcommand("site", "Check a site file (the cluster's deployment, one of seed 002's 21, and "
+                                          "its hosts; every problem with its line), make its PKI and render every "
+                                          "node's configuration");
   site->add_option("-f,--file", options.manifest, "The site file (YAML; see docs/site.md)")
       ->required()
       ->check(CLI::ExistingFile);
   auto* site_output =
       site->add_option("-o,--output", options.out_dir,
-                       "Make the site's PKI under DIR/pki: CAs, the control plane's and etcd's certificates, the "
-                       "service-account keys (kept when present); rendering the nodes comes later");
+                       "Make the site's PKI under DIR/pki (CAs, certificates, service-account keys, bootstrap "
+                       "token; kept when present), its kubeconfigs under DIR/kubeconfigs and every node's files "
+                       "under DIR/nodes/<node>");
   site->add_flag("--check", options.check, "Validate only; write nothing")->excludes(site_output);
   site->add_flag("--rotate", options.rotate, "With -o: make every key and certificate anew");
   site->add_option("--key-algorithm", options.key_algorithm, "rsa (2048 bits, the default) or ecdsa (P-256)")

@@ -628,4 +628,25 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, 
   return plan;
 }
 
+Result<std::vector<ImageSpec>> cluster_images(const ClusterSpec& cluster, const std::string& version,
+                                              const fs::path& manifests_dir) {
+  Problems problems("");
+  auto path = release_path(manifests_dir, version, YAML::Node(), problems);
+  if (!path) {
+    return std::unexpected(problems.status(ErrorKind::usage).error());
+  }
+  Problems release_problems(path->string());
+  auto release = read_release(*path, minor_of(version), release_problems);
+  auto images_path = manifests_dir / "images.yaml";
+  Problems image_problems(images_path.string());
+  auto images = derive_images(images_path, &cluster, release.images, version, {}, YAML::Node(), image_problems,
+                              problems);
+  problems.merge(release_problems);
+  problems.merge(image_problems);
+  if (auto status = problems.status(ErrorKind::usage); !status) {
+    return std::unexpected(status.error());
+  }
+  return images;
+}
+
 } // namespace kubexm

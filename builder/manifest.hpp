@@ -104,6 +104,11 @@ Result<Plan> load_plan(const std::filesystem::path& manifest, const std::filesys
 // share/kubexm/manifests beside an installed builder, else the source tree's.
 std::filesystem::path default_manifests_dir();
 
+// The images a cluster of shape `cluster` runs at Kubernetes `version`, from the release
+// file and images.yaml under `manifests_dir`.
+Result<std::vector<ImageSpec>> cluster_images(const ClusterSpec& cluster, const std::string& version,
+                                              const std::filesystem::path& manifests_dir);
+
 const char* to_string(ChecksumFormat format);
 const char* to_string(ArtifactKind kind);
 const char* to_string(PinSource source);

@@ -3,6 +3,7 @@
 #include "builder/pki.hpp"
 
 #include "bundle/fs.hpp"
+#include "bundle/sha256.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -251,32 +253,134 @@ Status ensure_service_account(const fs::path& pki, const PkiOptions& options, Pk
   return {};
 }
 
-// The first address of the service network: the apiserver's service IP.
+} // namespace
+
+const std::vector<KubeconfigClient>& kubeconfig_clients() {
+  static const std::vector<KubeconfigClient> clients = {
+      {"admin", "kubernetes-admin", "system:masters"},
+      {"controller-manager", "system:kube-controller-manager", ""},
+      {"scheduler", "system:kube-scheduler", ""},
+      {"kube-proxy", "system:kube-proxy", ""},
+  };
+  return clients;
+}
+
 std::string first_service_ip(const Site& site) {
   auto net = parse_ipv4_net(site.service_cidr);
   auto address = net ? net->address + 1 : 0;
   return fmt::format("{}.{}.{}.{}", address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255);
 }
 
-CertSpec apiserver_spec(const Site& site, long days) {
-  CertSpec spec{"apiserver", "kube-apiserver", {}, false, true, false, {}, {}, days};
-  spec.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc",
-              "kubernetes.default.svc." + site.cluster_domain, "localhost"};
-  spec.ips = {first_service_ip(site), "127.0.0.1"};
+SubjectNames apiserver_names(const Site& site) {
+  SubjectNames names;
+  names.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc",
+               "kubernetes.default.svc." + site.cluster_domain, "localhost", k_control_plane_name};
+  names.ips = {first_service_ip(site), "127.0.0.1"};
   for (const auto* master : site.with_role("master")) {
-    spec.dns.push_back(master->name);
-    spec.ips.push_back(master->address);
+    names.dns.push_back(master->name);
+    names.ips.push_back(master->address);
   }
   if (!site.loadbalancer.vip.empty()) {
-    spec.ips.push_back(site.loadbalancer.vip);
+    names.ips.push_back(site.loadbalancer.vip);
   }
   for (const auto* lb : site.with_role("lb")) {
-    spec.ips.push_back(lb->address);
+    names.ips.push_back(lb->address);
   }
-  return spec;
+  return names;
+}
+
+Result<std::string> ca_cert_hash(const fs::path& dir) {
+  auto cert = read_cert(dir / "pki" / "ca.crt");
+  if (!cert) {
+    return std::unexpected(cert.error());
+  }
+  unsigned char* der = nullptr;
+  int size = i2d_PUBKEY(X509_get0_pubkey(cert->get()), &der);
+  if (size <= 0) {
+    return fail("encoding the public key of {}: {}", (dir / "pki" / "ca.crt").string(), openssl_error());
+  }
+  Sha256 hash;
+  hash.update(std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(size)));
+  OPENSSL_free(der);
+  return "sha256:" + to_hex(hash.finish());
+}
+
+namespace {
+
+CertSpec apiserver_spec(const Site& site, long days) {
+  auto names = apiserver_names(site);
+  return {"apiserver", "kube-apiserver", {}, false, true, false, names.dns, names.ips, days};
+}
+
+
+std::string_view trim_newline(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// A bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}, from OpenSSL's random generator; bytes that
+// would bias the alphabet are drawn again.
+Result<std::string> make_bootstrap_token() {
+  static constexpr std::string_view alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string token;
+  while (token.size() < 23) {
+    unsigned char byte = 0;
+    if (RAND_bytes(&byte, 1) != 1) {
+      return fail("drawing a bootstrap token: {}", openssl_error());
+    }
+    if (byte >= 252) { // 252 = 7 * 36: the largest multiple of the alphabet's size in a byte
+      continue;
+    }
+    token += alphabet[byte % alphabet.size()];
+    if (token.size() == 6) {
+      token += '.';
+    }
+  }
+  return token;
+}
+
+// pki/bootstrap-token: kept when it is a well-formed token, unless rotating.
+Status ensure_bootstrap_token(const fs::path& pki, const PkiOptions& options, PkiReport& report) {
+  auto path = pki / "bootstrap-token";
+  if (!options.rotate) {
+    if (auto text = read_text_file(path, 4096); text && is_bootstrap_token(trim_newline(*text))) {
+      report.kept.emplace_back("bootstrap-token");
+      return {};
+    }
+  }
+  auto token = make_bootstrap_token();
+  if (!token) {
+    return std::unexpected(token.error());
+  }
+  if (auto status = write_pem(path, *token + "\n", 0600); !status) {
+    return status;
+  }
+  report.written.emplace_back("bootstrap-token");
+  return {};
 }
 
 } // namespace
+
+bool is_bootstrap_token(std::string_view text) {
+  auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  return text.size() == 23 && text[6] == '.' && std::ranges::all_of(text.substr(0, 6), ok) &&
+         std::ranges::all_of(text.substr(7), ok);
+}
+
+Result<std::string> read_bootstrap_token(const fs::path& dir) {
+  auto path = dir / "pki" / "bootstrap-token";
+  auto text = read_text_file(path, 4096);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  auto token = trim_newline(*text);
+  if (!is_bootstrap_token(token)) {
+    return fail("{} is not a bootstrap token ([a-z0-9]{{6}}.[a-z0-9]{{16}}); run site -o again with --rotate", path.string());
+  }
+  return std::string(token);
+}
 
 Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const PkiOptions& options) {
   auto pki = dir / "pki";
@@ -309,6 +413,14 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
       {{"apiserver-etcd-client", "kube-apiserver-etcd-client", {}, false, false, true, {}, {}, leaf_days}, &*etcd},
       {{"etcd/healthcheck-client", "kube-etcd-healthcheck-client", {}, false, false, true, {}, {}, leaf_days}, &*etcd},
   };
+  // The clients the kubeconfigs carry (render.cpp embeds them). admin is in system:masters,
+  // bound to cluster-admin by the apiserver itself, so it works before any RBAC is applied.
+  for (const auto& [file, user, group] : kubeconfig_clients()) {
+    leaves.push_back({{"kubeconfig/" + file, user, group.empty() ? std::vector<std::string>{}
+                                                                 : std::vector<std::string>{group},
+                       false, false, true, {}, {}, leaf_days},
+                      &*ca});
+  }
   auto members = site.etcd_type == "kubeadm" ? site.with_role("master") : site.with_role("etcd");
   for (const auto* member : members) {
     std::vector<std::string> dns = {member->name, "localhost"};
@@ -324,6 +436,9 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
     }
   }
   if (auto status = ensure_service_account(pki, options, report); !status) {
+    errors.push_back(status.error());
+  }
+  if (auto status = ensure_bootstrap_token(pki, options, report); !status) {
     errors.push_back(status.error());
   }
   if (auto status = join_errors(errors); !status) {

@@ -317,6 +317,13 @@ void check_topology(const YAML::Node& root, const Site& site, Problems& problems
     problems.add(
         fmt::format("hosts: {} has the lb role, which only an external load balancer uses", lbs.front()->name));
   }
+  // Masters reach their own apiserver through the cluster's endpoint in these modes
+  // (docs/site.md#endpoint), so the endpoint's port is the apiserver's.
+  if ((lb.mode == "internal" || lb.mode == "kube-vip") && lb.port != 6443) {
+    problems.add(lb_node, fmt::format("loadbalancer: port: mode {} serves the apiservers' own port 6443, not {}; "
+                                      "only an external load balancer listens on a port of its own",
+                                      lb.mode, lb.port));
+  }
   if (lb.mode == "internal") {
     return; // a proxy on 127.0.0.1 of every node: no VIP
   }
@@ -413,6 +420,17 @@ std::vector<const SiteHost*> Site::with_role(std::string_view role) const {
     }
   }
   return out;
+}
+
+ClusterSpec cluster_spec_of(const Site& site) {
+  ClusterSpec spec;
+  spec.type = site.kubernetes_type;
+  spec.etcd = site.etcd_type;
+  spec.cni = site.network_plugin;
+  spec.nodelocaldns = site.nodelocaldns;
+  const auto& lb = site.loadbalancer;
+  spec.loadbalancer = !lb.enabled ? "none" : lb.mode == "kube-vip" ? "kube-vip" : lb.mode + "-" + lb.type;
+  return spec;
 }
 
 Topology topology_of(const Site& site) {

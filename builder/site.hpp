@@ -1,5 +1,6 @@
 #pragma once
 
+#include "builder/images.hpp"
 #include "bundle/error.hpp"
 
 #include <cstdint>
@@ -72,6 +73,9 @@ struct Topology {
   std::string description; // "kubeadm cluster, kubeadm etcd, 3 masters, internal haproxy as static pods"
 };
 Topology topology_of(const Site& site);
+
+// The cluster's shape as the images depend on it (the manifest's `cluster:` section).
+ClusterSpec cluster_spec_of(const Site& site);
 
 // Reads and validates a site file: every problem of the file in one error (ErrorKind::usage),
 // each with its line; warnings (an even number of etcd members) go to `warnings`.

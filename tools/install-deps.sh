@@ -9,7 +9,7 @@ packages=(
   # libraries (the installer links the static .a files of the first group)
   libarchive-dev libzstd-dev libssl-dev libacl1-dev libyaml-cpp-dev libcurl4-openssl-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsolv-dev libsolvext-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsolv-dev libsolvext-dev libmstch-dev
   # programs the tests and benchmarks compare against or drive
   zstd tar coreutils python3 time makeself hyperfine curl util-linux
   # the OS package tests: a Debian mirror from apt's lists, a debootstrapped host, an rpm
@@ -19,6 +19,9 @@ packages=(
   umoci docker-registry skopeo
   # the runtimes the installer imports images into
   containerd docker.io
+  # the programs that check a rendered site: its load balancers' configs and a real etcd
+  # cluster from its units and certificates
+  haproxy nginx libnginx-mod-stream keepalived etcd-server etcd-client
 )
 
 sudo=""
