@@ -3,8 +3,8 @@
 #include "builder/build.hpp"
 #include "builder/packages.hpp"
 #include "builder/pki.hpp"
-#include "builder/site.hpp"
 #include "builder/render.hpp"
+#include "builder/site.hpp"
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/reader.hpp"
@@ -149,7 +149,8 @@ std::string describe_closures(const std::vector<PackageSet>& sets) {
 
 Status run_site(const BuilderOptions& options) {
   if (!options.check && options.out_dir.empty()) {
-    return std::unexpected(Error(ErrorKind::usage, "site: give --check (validate only) or -o DIR (make the PKI and render the nodes)"));
+    return std::unexpected(
+        Error(ErrorKind::usage, "site: give --check (validate only) or -o DIR (make the PKI and render the nodes)"));
   }
   std::vector<std::string> warnings;
   auto site = load_site(options.manifest, warnings);
@@ -216,8 +217,8 @@ Status run_site(const BuilderOptions& options) {
                                                pki->written.size(), pki->kept.size());
     auto nodes = (options.out_dir / "nodes").string();
     if (render->written.empty() && render->removed.empty()) {
-      text += fmt::format("nodes in {}: {} nodes, {} files; nothing changed\n", nodes, render->nodes.size(),
-                          render->files);
+      text +=
+          fmt::format("nodes in {}: {} nodes, {} files; nothing changed\n", nodes, render->nodes.size(), render->files);
     } else {
       text += fmt::format("nodes in {}: {} nodes, {} files: {} written, {} removed\n", nodes, render->nodes.size(),
                           render->files, render->written.size(), render->removed.size());

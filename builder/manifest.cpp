@@ -639,8 +639,8 @@ Result<std::vector<ImageSpec>> cluster_images(const ClusterSpec& cluster, const 
   auto release = read_release(*path, minor_of(version), release_problems);
   auto images_path = manifests_dir / "images.yaml";
   Problems image_problems(images_path.string());
-  auto images = derive_images(images_path, &cluster, release.images, version, {}, YAML::Node(), image_problems,
-                              problems);
+  auto images =
+      derive_images(images_path, &cluster, release.images, version, {}, YAML::Node(), image_problems, problems);
   problems.merge(release_problems);
   problems.merge(image_problems);
   if (auto status = problems.status(ErrorKind::usage); !status) {

@@ -273,8 +273,9 @@ std::string first_service_ip(const Site& site) {
 
 SubjectNames apiserver_names(const Site& site) {
   SubjectNames names;
-  names.dns = {"kubernetes", "kubernetes.default", "kubernetes.default.svc",
-               "kubernetes.default.svc." + site.cluster_domain, "localhost", k_control_plane_name};
+  names.dns = {
+      "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + site.cluster_domain,
+      "localhost",  k_control_plane_name};
   names.ips = {first_service_ip(site), "127.0.0.1"};
   for (const auto* master : site.with_role("master")) {
     names.dns.push_back(master->name);
@@ -311,7 +312,6 @@ CertSpec apiserver_spec(const Site& site, long days) {
   auto names = apiserver_names(site);
   return {"apiserver", "kube-apiserver", {}, false, true, false, names.dns, names.ips, days};
 }
-
 
 std::string_view trim_newline(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
@@ -377,7 +377,8 @@ Result<std::string> read_bootstrap_token(const fs::path& dir) {
   }
   auto token = trim_newline(*text);
   if (!is_bootstrap_token(token)) {
-    return fail("{} is not a bootstrap token ([a-z0-9]{{6}}.[a-z0-9]{{16}}); run site -o again with --rotate", path.string());
+    return fail("{} is not a bootstrap token ([a-z0-9]{{6}}.[a-z0-9]{{16}}); run site -o again with --rotate",
+                path.string());
   }
   return std::string(token);
 }
@@ -416,9 +417,15 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
   // The clients the kubeconfigs carry (render.cpp embeds them). admin is in system:masters,
   // bound to cluster-admin by the apiserver itself, so it works before any RBAC is applied.
   for (const auto& [file, user, group] : kubeconfig_clients()) {
-    leaves.push_back({{"kubeconfig/" + file, user, group.empty() ? std::vector<std::string>{}
-                                                                 : std::vector<std::string>{group},
-                       false, false, true, {}, {}, leaf_days},
+    leaves.push_back({{"kubeconfig/" + file,
+                       user,
+                       group.empty() ? std::vector<std::string>{} : std::vector<std::string>{group},
+                       false,
+                       false,
+                       true,
+                       {},
+                       {},
+                       leaf_days},
                       &*ca});
   }
   auto members = site.etcd_type == "kubeadm" ? site.with_role("master") : site.with_role("etcd");

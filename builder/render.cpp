@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* k_health_port = "8081";    // the load balancers' own /healthz
+constexpr const char* k_health_port = "8081"; // the load balancers' own /healthz
 constexpr const char* k_nodelocaldns = "169.254.25.10";
 
 struct OutFile {
@@ -313,12 +313,12 @@ Result<std::map<std::string, std::string>> kubeconfigs(const Site& site, Sources
     std::string server;
   };
   // The controller-manager and scheduler talk to the apiserver beside them, as kubeadm's do.
-  std::vector<Want> wants = {{"admin.conf", "admin", "kubernetes-admin", endpoint},
-                             {"controller-manager.conf", "controller-manager", "system:kube-controller-manager",
-                              "https://127.0.0.1:6443"},
-                             {"scheduler.conf", "scheduler", "system:kube-scheduler", "https://127.0.0.1:6443"},
-                             {"kube-proxy.conf", "kube-proxy", "system:kube-proxy", endpoint},
-                             {"bootstrap-kubelet.conf", "", "kubelet-bootstrap", endpoint}};
+  std::vector<Want> wants = {
+      {"admin.conf", "admin", "kubernetes-admin", endpoint},
+      {"controller-manager.conf", "controller-manager", "system:kube-controller-manager", "https://127.0.0.1:6443"},
+      {"scheduler.conf", "scheduler", "system:kube-scheduler", "https://127.0.0.1:6443"},
+      {"kube-proxy.conf", "kube-proxy", "system:kube-proxy", endpoint},
+      {"bootstrap-kubelet.conf", "", "kubelet-bootstrap", endpoint}};
   std::map<std::string, std::string> out;
   for (const auto& want : wants) {
     auto text = kubeconfig(sources, site.name, want.server, want.user, want.client,
@@ -393,7 +393,9 @@ public:
   }
 
   void service(const std::string& name) { m_services.push_back(name); }
-  void action(std::string name, std::vector<std::string> run) { m_actions.emplace_back(std::move(name), std::move(run)); }
+  void action(std::string name, std::vector<std::string> run) {
+    m_actions.emplace_back(std::move(name), std::move(run));
+  }
 
   const SiteHost& host() const { return m_host; }
   const Site& site() const { return m_site; }
@@ -421,9 +423,9 @@ private:
     out << YAML::Key << "order" << YAML::Value << order;
     out << YAML::Key << "hosts" << YAML::Value << YAML::BeginSeq;
     if (m_host.has("master") || m_host.has("worker")) {
-      out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value
-          << endpoint_address(m_site, m_host) << YAML::Key << "names" << YAML::Value << YAML::Flow
-          << std::vector<std::string>{k_control_plane_name} << YAML::EndMap;
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value << endpoint_address(m_site, m_host)
+          << YAML::Key << "names" << YAML::Value << YAML::Flow << std::vector<std::string>{k_control_plane_name}
+          << YAML::EndMap;
     }
     for (const auto& other : m_site.hosts) {
       out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value << other.address << YAML::Key
@@ -594,8 +596,8 @@ void render_kubeadm_master(Node& node, bool first) {
 }
 
 void render_kubexm_master(Node& node, bool first, const std::map<std::string, std::string>& configs) {
-  for (const char* pair : {"ca", "apiserver", "apiserver-kubelet-client", "front-proxy-client",
-                           "apiserver-etcd-client"}) {
+  for (const char* pair :
+       {"ca", "apiserver", "apiserver-kubelet-client", "front-proxy-client", "apiserver-etcd-client"}) {
     node.pki_pair(pair);
   }
   node.pki("front-proxy-ca.crt");
@@ -677,8 +679,7 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
     render_etcd_backup(node);
   }
   // A worker's internal proxy starts before its kubelet, which reaches the apiservers through it.
-  if (!host.has("master") && host.has("worker") && site.loadbalancer.enabled &&
-      site.loadbalancer.mode == "internal") {
+  if (!host.has("master") && host.has("worker") && site.loadbalancer.enabled && site.loadbalancer.mode == "internal") {
     render_internal_lb(node);
   }
   if (kubelet) {
@@ -706,6 +707,25 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
   }
 }
 
+// The directories under `top` that nothing is left in, deepest first (a node that left the
+// site), and `top` itself never.
+void remove_empty_dirs(const fs::path& top) {
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (auto it = fs::recursive_directory_iterator(top, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_directory(ec)) {
+      dirs.push_back(it->path());
+    }
+  }
+  std::ranges::sort(dirs, [](const fs::path& a, const fs::path& b) { return a.native().size() > b.native().size(); });
+  for (const auto& path : dirs) {
+    if (fs::is_empty(path, ec)) {
+      fs::remove(path, ec);
+    }
+  }
+}
+
 // Writes `files` under `dir` where they differ, and removes what an earlier rendering left.
 Status write_files(const fs::path& dir, const Files& files, RenderReport& report) {
   std::vector<Error> errors;
@@ -713,8 +733,8 @@ Status write_files(const fs::path& dir, const Files& files, RenderReport& report
     auto target = dir / path;
     std::error_code ec;
     auto old = read_text_file(target, 16 << 20);
-    bool same = old && *old == file.text &&
-                (static_cast<unsigned>(fs::status(target, ec).permissions()) & 07777) == file.mode;
+    bool same =
+        old && *old == file.text && (static_cast<unsigned>(fs::status(target, ec).permissions()) & 07777) == file.mode;
     if (same) {
       continue;
     }
@@ -741,6 +761,7 @@ Status write_files(const fs::path& dir, const Files& files, RenderReport& report
       fs::remove(path, ec);
       report.removed.push_back(fs::relative(path, dir, ec).generic_string());
     }
+    remove_empty_dirs(dir / top);
   }
   return join_errors(errors);
 }
@@ -784,8 +805,8 @@ Result<RenderReport> render_site(const Site& site, const fs::path& dir, const Re
     report.nodes.push_back(host.name);
   }
   if (auto status = join_errors(errors); !status) {
-    return add_context(status.error(), fmt::format("rendering {} with the templates of {}", site.name,
-                                                   inputs.templates_dir.string()));
+    return add_context(status.error(),
+                       fmt::format("rendering {} with the templates of {}", site.name, inputs.templates_dir.string()));
   }
   report.files = files.size();
   if (auto status = write_files(dir, files, report); !status) {

@@ -8,7 +8,7 @@ source "$(dirname "$0")/../lib.sh"
 site="$KUBEXM_SOURCE/manifests/examples/site-external.yaml"
 "$BUILDER" site -f "$site" -o "$WORK/out" >"$WORK/first.out" 2>&1 || { cat "$WORK/first.out"; fail "site -o failed"; }
 PKI=$WORK/out/pki
-grep -q "PKI in $PKI: 15 made, 0 kept" "$WORK/first.out" || { cat "$WORK/first.out"; fail "no PKI summary"; }
+grep -q "PKI in $PKI: 20 made, 0 kept" "$WORK/first.out" || { cat "$WORK/first.out"; fail "no PKI summary"; }
 ! grep -q "PRIVATE KEY" "$WORK/first.out" || fail "a private key was printed"
 
 verify() { # CA CERT...
@@ -51,14 +51,14 @@ pass "validity: CAs 10 years; a kubeadm cluster's certificates 1 year, a kubexm 
 
 before=$(cd "$PKI" && find . -type f | sort | xargs sha256sum)
 "$BUILDER" site -f "$site" -o "$WORK/out" >"$WORK/again.out" 2>&1 || fail "the second run failed"
-grep -q "all 15 keys and certificates kept; nothing changed" "$WORK/again.out" || { cat "$WORK/again.out"; fail "no 'kept'"; }
+grep -q "all 20 keys and certificates kept; nothing changed" "$WORK/again.out" || { cat "$WORK/again.out"; fail "no 'kept'"; }
 [ "$before" = "$(cd "$PKI" && find . -type f | sort | xargs sha256sum)" ] || fail "the second run changed the PKI"
 rm "$PKI/apiserver.crt"
 "$BUILDER" site -f "$site" -o "$WORK/out" >"$WORK/one.out" 2>&1 || fail "the run after a removal failed"
-grep -q "1 made, 14 kept" "$WORK/one.out" || { cat "$WORK/one.out"; fail "the missing certificate was not the only one made"; }
+grep -q "1 made, 19 kept" "$WORK/one.out" || { cat "$WORK/one.out"; fail "the missing certificate was not the only one made"; }
 cmp -s <(grep ' ./ca.key$' <<<"$before" | cut -c1-64) <(sha256sum "$PKI/ca.key" | cut -c1-64) || fail "the CA key changed"
 "$BUILDER" site -f "$site" -o "$WORK/out" --rotate >"$WORK/rotate.out" 2>&1 || fail "--rotate failed"
-grep -q "15 made, 0 kept" "$WORK/rotate.out" || { cat "$WORK/rotate.out"; fail "--rotate did not make everything anew"; }
+grep -q "20 made, 0 kept" "$WORK/rotate.out" || { cat "$WORK/rotate.out"; fail "--rotate did not make everything anew"; }
 ! cmp -s <(grep ' ./ca.key$' <<<"$before" | cut -c1-64) <(sha256sum "$PKI/ca.key" | cut -c1-64) || fail "--rotate kept the CA key"
 verify ca apiserver.crt
 pass "a second run keeps every key; a removed certificate is the only one made again; --rotate makes all anew"
