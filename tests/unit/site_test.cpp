@@ -1,6 +1,7 @@
 // The site file: exactly the 21 deployments of seed 002 (9.3 to 9.23) are accepted, each
 // recognised as its item; every other combination, and every mistake of names, addresses
 // and networks, is refused with its reason and line.
+#include "builder/pki.hpp"
 #include "builder/site.hpp"
 #include "test_util.hpp"
 
@@ -154,6 +155,31 @@ TEST(Site, EveryOtherCombinationIsRefusedWithItsReason) {
       site_text({"kubeadm", "kubeadm", 3, "enabled: false", "  - {name: e9, address: 10.0.0.99/24, roles: [etcd]}\n"}),
       "e9: the etcd role without master: kubeadm's etcd runs on the masters");
   expect_refused(site_text({"kubeadm", "kubeadm", 0, "enabled: false", ""}), "no host has the master role");
+  expect_refused(
+      site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: kube-vip, vip: 10.0.0.100, interface: eth0, port: 8443",
+                 ""}),
+      "mode kube-vip serves the apiservers' own port 6443, not 8443");
+  expect_refused(site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: internal, type: nginx, port: 7443", ""}),
+                 "mode internal serves the apiservers' own port 6443, not 7443");
+}
+
+TEST(Site, TheClusterShapeOfASiteIsWhatItsImagesDependOn) {
+  auto loaded = load(site_text({"kubexm", "kubexm", 3,
+                                "enabled: true, mode: external, type: kubexm-kn, vip: 10.0.0.100, interface: eth0, "
+                                "port: 8443",
+                                k_lb_hosts}));
+  ASSERT_TRUE(loaded.site) << loaded.error;
+  auto spec = cluster_spec_of(*loaded.site);
+  EXPECT_EQ(spec.type, "kubexm");
+  EXPECT_EQ(spec.etcd, "kubexm");
+  EXPECT_EQ(spec.loadbalancer, "external-kubexm-kn");
+  auto vip = load(site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: kube-vip, vip: 10.0.0.100, interface: eth0",
+                             ""}));
+  ASSERT_TRUE(vip.site) << vip.error;
+  EXPECT_EQ(cluster_spec_of(*vip.site).loadbalancer, "kube-vip");
+  auto none = load(site_text({}));
+  ASSERT_TRUE(none.site) << none.error;
+  EXPECT_EQ(cluster_spec_of(*none.site).loadbalancer, "none");
 }
 
 TEST(Site, NamesAddressesAndNetworksAreChecked) {
@@ -190,6 +216,31 @@ TEST(Site, EveryProblemOfTheFileIsReportedWithItsLine) {
                            "line 4: network: plugin: 'weave' is not calico, flannel, cilium, kube-router"}) {
     EXPECT_NE(loaded.error.find(part), std::string::npos) << part << "\n" << loaded.error;
   }
+}
+
+TEST(Pki, TheBootstrapTokenIsWellFormedKeptAndRotated) {
+  EXPECT_TRUE(is_bootstrap_token("abcdef.0123456789abcdef"));
+  for (const char* bad : {"abcdef0123456789abcdef", "ABCDEF.0123456789abcdef", "abcde.0123456789abcdefg",
+                          "abcdef.0123456789abcde", "abcdef.0123456789abcdef0", ""}) {
+    EXPECT_FALSE(is_bootstrap_token(bad)) << bad;
+  }
+  auto loaded = load(site_text({"kubeadm", "kubeadm", 1, "enabled: false", ""}));
+  ASSERT_TRUE(loaded.site) << loaded.error;
+  TempDir dir;
+  PkiOptions fast{KeyAlgorithm::ecdsa_p256, false};
+  ASSERT_TRUE(generate_site_pki(*loaded.site, dir.path(), fast));
+  auto first = read_bootstrap_token(dir.path());
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_TRUE(is_bootstrap_token(*first));
+  ASSERT_TRUE(generate_site_pki(*loaded.site, dir.path(), fast));
+  EXPECT_EQ(read_bootstrap_token(dir.path()).value_or(""), *first);
+  fast.rotate = true;
+  ASSERT_TRUE(generate_site_pki(*loaded.site, dir.path(), fast));
+  EXPECT_NE(read_bootstrap_token(dir.path()).value_or(*first), *first);
+  write_file(dir / "pki" / "bootstrap-token", "not-a-token\n");
+  auto bad = read_bootstrap_token(dir.path());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("is not a bootstrap token"), std::string::npos);
 }
 
 TEST(Ipv4, NetworksContainAndOverlap) {
