@@ -339,6 +339,8 @@ public:
     m_context["node_name"] = host.name;
     m_context["node_address"] = host.address;
     m_context["untainted"] = host.has("master") && host.has("worker");
+    // A master that is not also a worker keeps ordinary pods off, as kubeadm's taint does.
+    m_context["control_plane_taint"] = host.has("master") && !host.has("worker");
   }
 
   void set(const std::string& key, mstch::node value) { m_context[key] = std::move(value); }
@@ -682,14 +684,17 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
   if (!host.has("master") && host.has("worker") && site.loadbalancer.enabled && site.loadbalancer.mode == "internal") {
     render_internal_lb(node);
   }
+  // A kubexm master's control plane starts before its kubelet, which joins through it;
+  // kubeadm starts the kubelet itself and the control plane as its static pods.
+  if (host.has("master") && site.kubernetes_type == "kubexm") {
+    render_kubexm_master(node, first, configs);
+  }
   if (kubelet) {
     render_kubelet(node, configs);
   }
   if (host.has("master")) {
     if (site.kubernetes_type == "kubeadm") {
       render_kubeadm_master(node, first);
-    } else {
-      render_kubexm_master(node, first, configs);
     }
     if (site.loadbalancer.enabled && site.loadbalancer.mode == "kube-vip") {
       // kubeadm 1.29+ gives admin.conf its rights only once init has made them; the first
