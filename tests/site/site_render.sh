@@ -191,7 +191,17 @@ for item in $KUBEXM_TOPOLOGY_ITEMS; do
     { cat "$site" "$WORK/check.err"; fail "$item: the site is refused"; }
   [ "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["topology"])' <"$WORK/check.json")" = "$item" ] ||
     fail "$item: site --check says $(cat "$WORK/check.json")"
-  "$BUILDER" site -f "$site" -o "$out" >"$WORK/render.out" 2>&1 || { cat "$WORK/render.out"; fail "$item: site -o failed"; }
+  # RSA keys for half the deployments, ECDSA for the others (quicker, and both are supported).
+  algorithm=$([ $((${item#9.} % 2)) = 0 ] && echo rsa || echo ecdsa)
+  "$BUILDER" site -f "$site" -o "$out" --key-algorithm "$algorithm" >"$WORK/render.out" 2>&1 ||
+    { cat "$WORK/render.out"; fail "$item: site -o failed"; }
+  # The golden file set: every node's files with their modes (KUBEXM_UPDATE_GOLDEN=1 rewrites it).
+  golden=$KUBEXM_SOURCE/tests/site/golden/$item.txt
+  (cd "$out" && find nodes kubeconfigs -type f -printf '%m %p\n' | LC_ALL=C sort) >"$WORK/files.txt"
+  if [ "${KUBEXM_UPDATE_GOLDEN:-}" = 1 ]; then
+    mkdir -p "$(dirname "$golden")" && cp "$WORK/files.txt" "$golden"
+  fi
+  diff -u "$golden" "$WORK/files.txt" || fail "$item: the rendered files differ from $golden (KUBEXM_UPDATE_GOLDEN=1 rewrites it)"
   for kc in "$out"/kubeconfigs/*.conf; do
     case $(basename "$kc") in
       controller-manager.conf | scheduler.conf) verify_kubeconfig "$kc" https://127.0.0.1:6443 ;;
@@ -201,10 +211,10 @@ for item in $KUBEXM_TOPOLOGY_ITEMS; do
   for node in $(cd "$out/nodes" && ls); do
     verify_node "$out" "$node" "$item"
   done
-  "$BUILDER" site -f "$site" -o "$out" >"$WORK/again.out" 2>&1 || { cat "$WORK/again.out"; fail "$item: second run failed"; }
+  "$BUILDER" site -f "$site" -o "$out" --key-algorithm "$algorithm" >"$WORK/again.out" 2>&1 || { cat "$WORK/again.out"; fail "$item: second run failed"; }
   grep -q "files; nothing changed" "$WORK/again.out" || { cat "$WORK/again.out"; fail "$item: the second run changed files"; }
 done
-pass "21 deployments: $VERIFIED_NODES nodes, $VERIFIED_UNITS units verified by systemd-analyze, $VERIFIED_CERTS distinct certificates by openssl, $VERIFIED_KUBECONFIGS distinct kubeconfigs by kubectl, $VERIFIED_LB load balancer configs by haproxy, nginx and keepalived; second runs change nothing"
+pass "21 deployments: the golden file set of each; $VERIFIED_NODES nodes, $VERIFIED_UNITS units verified by systemd-analyze, $VERIFIED_CERTS distinct certificates by openssl, $VERIFIED_KUBECONFIGS distinct kubeconfigs by kubectl, $VERIFIED_LB load balancer configs by haproxy, nginx and keepalived; second runs change nothing"
 
 # A worker taken out of the site: its directory goes, the others stay as they were.
 out=$WORK/out-9.11
