@@ -282,4 +282,30 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
   return write_file_atomic(tree / "kubexm.lock", format_lock(lock));
 }
 
+Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, const fs::path& tree) {
+  const auto& site = *plan.site;
+  if (auto pki = generate_site_pki(site, options.site_dir, options.pki); !pki) {
+    return std::unexpected(pki.error());
+  }
+  RenderInputs inputs{default_templates_dir(), {}};
+  for (const auto& image : plan.images) {
+    inputs.images.emplace(image.name, image.ref);
+  }
+  auto report = render_site(site, options.site_dir, inputs);
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  std::error_code ec;
+  fs::create_directories(tree / "site", ec);
+  fs::copy(options.site_dir / "nodes", tree / "site" / "nodes", fs::copy_options::recursive, ec);
+  if (!ec) {
+    fs::copy_file(plan.site_path, tree / "site" / "site.yaml", ec);
+  }
+  if (ec) {
+    return fail("copying the rendered site from {} into {}: {}", options.site_dir.string(), (tree / "site").string(),
+                ec.message());
+  }
+  return report;
+}
+
 } // namespace kubexm

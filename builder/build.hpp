@@ -3,6 +3,8 @@
 #include "builder/fetch.hpp"
 #include "builder/lock.hpp"
 #include "builder/manifest.hpp"
+#include "builder/pki.hpp"
+#include "builder/render.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>
@@ -22,5 +24,14 @@ Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& opti
 // bin/<arch>/<component>/<version>/<file> for every binary, each checked against the lock's
 // digest and its ELF arch.
 Status assemble_tree(const Lock& lock, const Cache& cache, const std::filesystem::path& tree);
+
+// The site of a plan with one (the manifest's site:) in a tree: its PKI made or kept under
+// `site_dir` (kept there across builds, so a rebuild carries the same keys), every node
+// rendered there, and site/site.yaml, site/nodes/<node>/... copied into `tree`.
+struct SiteBuild {
+  std::filesystem::path site_dir;
+  PkiOptions pki;
+};
+Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, const std::filesystem::path& tree);
 
 } // namespace kubexm

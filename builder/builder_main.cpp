@@ -48,6 +48,7 @@ struct BuilderOptions {
   // site
   bool check = false;
   bool rotate = false;
+  fs::path site_dir; // build: where the site's PKI and rendering are kept
   std::string key_algorithm = "rsa";
   std::optional<fs::path> ca_file;
   unsigned jobs = 4;
@@ -357,6 +358,18 @@ Status run_build(const BuilderOptions& options) {
     return status;
   }
   auto status = assemble_tree(lock->lock, cache, tree);
+  if (status && plan->site) {
+    SiteBuild site{options.site_dir.empty() ? options.out_dir / (plan->site->name + ".site") : options.site_dir, {}};
+    site.pki.rotate = options.rotate;
+    site.pki.algorithm = options.key_algorithm == "ecdsa" ? KeyAlgorithm::ecdsa_p256 : KeyAlgorithm::rsa2048;
+    auto rendered = assemble_site(*plan, site, tree);
+    if (rendered) {
+      spdlog::info("site {}: {} nodes rendered in {} ({} files written), carried under site/", plan->site->name,
+                   rendered->nodes.size(), site.site_dir.string(), rendered->written.size());
+    } else {
+      status = std::unexpected(rendered.error());
+    }
+  }
   if (status) {
     BuilderOptions pack = options;
     pack.dist_dir = tree;
@@ -580,6 +593,12 @@ int builder_main(int argc, char** argv) {
                    "The mtime of every member (default: $SOURCE_DATE_EPOCH, else now); fix it for "
                    "byte-identical rebuilds")
       ->check(CLI::NonNegativeNumber);
+  build->add_option("--site-dir", options.site_dir,
+                    "With a manifest that names a site: where its PKI and rendered nodes are kept between "
+                    "builds (default: OUTDIR/<site name>.site); the bundle carries site/nodes/<node>/");
+  build->add_flag("--rotate", options.rotate, "With a site: make its keys, certificates and token anew");
+  build->add_option("--key-algorithm", options.key_algorithm, "With a site: rsa (2048 bits, the default) or ecdsa")
+      ->check(CLI::IsMember({"rsa", "ecdsa"}));
   add_fetch_options(build);
   build->callback([&] { chosen = run_build; });
 

@@ -332,12 +332,57 @@ struct UserManifest {
   std::vector<std::string> components; // empty: the release's defaults
   std::map<std::string, std::string> versions;
   std::vector<std::string> extra_images;
+  std::string site; // as written
 };
+
+// The manifest's site: file, read, and checked against what the bundle carries: the
+// Kubernetes version, every host's arch and OS, and the cluster: section, which the site
+// supplies when the manifest has none.
+void read_site_of(Plan& plan, const UserManifest& user, Problems& problems) {
+  if (user.site.empty()) {
+    return;
+  }
+  auto at = user.root["site"];
+  plan.site_path = plan.manifest_path.parent_path() / user.site;
+  std::vector<std::string> warnings;
+  auto site = load_site(plan.site_path, warnings);
+  for (const auto& warning : warnings) {
+    log_warning(warning);
+  }
+  if (!site) {
+    problems.add(at, site.error().message());
+    return;
+  }
+  if (site->kubernetes_version != plan.bundle.kubernetes) {
+    problems.add(at, fmt::format("site: {} is for Kubernetes {}, the bundle carries {}", user.site,
+                                 site->kubernetes_version, plan.bundle.kubernetes));
+  }
+  for (const auto& host : site->hosts) {
+    if (std::ranges::find(plan.bundle.arches, host.arch) == plan.bundle.arches.end()) {
+      problems.add(at, fmt::format("site: host {} is {}, and the bundle carries {} only; add {} to arches", host.name,
+                                   host.arch, fmt::join(plan.bundle.arches, ", "), host.arch));
+    }
+    if (!host.os.empty() && std::ranges::find(plan.bundle.os_profiles, host.os) == plan.bundle.os_profiles.end()) {
+      problems.add(at, fmt::format("site: host {} runs {}, which is not among the bundle's os_profiles ({}); add it",
+                                   host.name, host.os,
+                                   plan.bundle.os_profiles.empty() ? std::string("none")
+                                                                   : fmt::format("{}", fmt::join(plan.bundle.os_profiles, ", "))));
+    }
+  }
+  auto shape = cluster_spec_of(*site);
+  if (plan.cluster && *plan.cluster != shape) {
+    problems.add(user.root["cluster"], fmt::format("cluster: differs from the site {}'s cluster; leave cluster: out and "
+                                                   "the site's is used",
+                                                   user.site));
+  }
+  plan.cluster = shape;
+  plan.site = std::move(*site);
+}
 
 void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, Problems& problems) {
   check_keys(root,
              {"name", "version", "kubernetes", "arches", "os_profiles", "roles", "components", "versions", "checksums",
-              "packages", "cluster", "images"},
+              "packages", "cluster", "images", "site"},
              "", problems);
   plan.bundle.name = read_scalar(root, "name", k_name_pattern, "a name like 'site-a' ([a-z0-9._-])", problems);
   plan.bundle.version = read_scalar(root, "version", k_bundle_version_pattern, "a version like '1.0.0'", problems);
@@ -364,6 +409,13 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
   read_package_options(root, plan, problems);
   if (root["cluster"]) {
     plan.cluster = read_cluster(root["cluster"], problems);
+  }
+  if (auto site = root["site"]) {
+    if (!site.IsScalar() || site.Scalar().empty()) {
+      problems.add(site, "site: expected the path of a site file (docs/site.md), relative to the manifest");
+    } else {
+      user.site = site.Scalar();
+    }
   }
   if (root["images"]) {
     static const std::regex reference("[^\\s]+");
@@ -576,6 +628,7 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, 
     return std::unexpected(user_problems.status(ErrorKind::usage).error());
   }
   read_user_manifest(user.root, plan, user, user_problems);
+  read_site_of(plan, user, user_problems);
 
   auto catalogue_path = manifests_dir / "catalogue.yaml";
   Problems catalogue_problems(catalogue_path.string());

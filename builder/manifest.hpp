@@ -2,6 +2,7 @@
 
 #include "builder/images.hpp"
 #include "builder/os_profile.hpp"
+#include "builder/site.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>
@@ -91,6 +92,8 @@ struct Plan {
   PackageSets package_sets;
   std::optional<ClusterSpec> cluster; // the manifest's cluster: section, when it has one
   std::vector<ImageSpec> images;      // what the cluster needs and the manifest adds; by reference
+  std::optional<Site> site;           // the manifest's site: file, read and checked against the bundle
+  std::filesystem::path site_path;
 };
 
 // Reads MANIFEST and the catalogue, release and checksum files under `manifests_dir`, and

@@ -185,7 +185,7 @@ void read_hosts(const YAML::Node& root, Site& site, Problems& problems) {
       problems.add(item, "hosts: expected {name, address, arch, roles}");
       continue;
     }
-    check_keys(item, {"name", "address", "arch", "roles"}, "hosts: ", problems);
+    check_keys(item, {"name", "address", "arch", "os", "roles"}, "hosts: ", problems);
     SiteHost host;
     host.line = item.Mark().line + 1;
     host.name = read_scalar(item, "name", k_host_name, "a host name (lower-case letters, digits, -)", problems);
@@ -199,6 +199,9 @@ void read_hosts(const YAML::Node& root, Site& site, Problems& problems) {
       host.address = ipv4_text(host.net->address);
     }
     host.arch = read_choice(item, "arch", "amd64", {"amd64", "arm64"}, where, problems);
+    if (item["os"]) {
+      host.os = read_scalar(item, "os", k_word, "an OS profile name like rocky-9", problems);
+    }
     host.roles = read_list(item, "roles", k_word, "roles (master, worker, etcd, lb)", problems);
     for (std::size_t i = 0; i < host.roles.size(); ++i) {
       if (std::ranges::none_of(k_roles, [&](const char* r) { return host.roles[i] == r; })) {

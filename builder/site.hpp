@@ -29,6 +29,7 @@ struct SiteHost {
   std::string address; // as written, without the prefix
   std::optional<Ipv4Net> net;
   std::string arch;
+  std::string os; // an OS profile name (os-profiles/), when given: checked against the bundle's
   std::vector<std::string> roles;
   int line = 0; // in the site file, for messages
   bool has(std::string_view role) const;

@@ -113,7 +113,7 @@ TEST(LockFile, DamagedLocksAreRefusedWithWhatIsWrong) {
 
 TEST(LockFile, ARePinnedArtifactMakesTheLockStale) {
   auto lock = sample_lock();
-  Plan plan{"site.yaml", lock.bundle, {}, {}, {}, {}, {}};
+  Plan plan{"site.yaml", lock.bundle, {}, {}, {}, {}, {}, {}, {}};
   Artifact etcd;
   etcd.component = "etcd";
   etcd.version = "3.5.25";
@@ -141,7 +141,7 @@ TEST(LockFile, ARePinnedArtifactMakesTheLockStale) {
 
 TEST(LockFile, StaleLockListsTheDifferences) {
   auto lock = sample_lock();
-  Plan plan{"site.yaml", lock.bundle, {}, {}, {}, {}, {}};
+  Plan plan{"site.yaml", lock.bundle, {}, {}, {}, {}, {}, {}, {}};
   plan.bundle.roles = {"master", "worker"};
   Artifact etcd;
   etcd.component = "etcd";
