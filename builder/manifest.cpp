@@ -365,15 +365,17 @@ void read_site_of(Plan& plan, const UserManifest& user, Problems& problems) {
     if (!host.os.empty() && std::ranges::find(plan.bundle.os_profiles, host.os) == plan.bundle.os_profiles.end()) {
       problems.add(at, fmt::format("site: host {} runs {}, which is not among the bundle's os_profiles ({}); add it",
                                    host.name, host.os,
-                                   plan.bundle.os_profiles.empty() ? std::string("none")
-                                                                   : fmt::format("{}", fmt::join(plan.bundle.os_profiles, ", "))));
+                                   plan.bundle.os_profiles.empty()
+                                       ? std::string("none")
+                                       : fmt::format("{}", fmt::join(plan.bundle.os_profiles, ", "))));
     }
   }
   auto shape = cluster_spec_of(*site);
   if (plan.cluster && *plan.cluster != shape) {
-    problems.add(user.root["cluster"], fmt::format("cluster: differs from the site {}'s cluster; leave cluster: out and "
-                                                   "the site's is used",
-                                                   user.site));
+    problems.add(user.root["cluster"],
+                 fmt::format("cluster: differs from the site {}'s cluster; leave cluster: out and "
+                             "the site's is used",
+                             user.site));
   }
   plan.cluster = shape;
   plan.site = std::move(*site);

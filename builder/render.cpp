@@ -74,7 +74,16 @@ mstch::array flag_list(const Site& site, const std::string& component) {
   mstch::array flags;
   if (auto found = site.extra_args.find(component); found != site.extra_args.end()) {
     for (const auto& [name, value] : found->second) {
-      flags.emplace_back(mstch::map{{"name", name}, {"value", value}});
+      // systemd reads % as a specifier and $ as a variable in ExecStart=; doubled, they
+      // reach the program as written.
+      std::string unit_value;
+      for (char c : value) {
+        unit_value += c;
+        if (c == '%' || c == '$') {
+          unit_value += c;
+        }
+      }
+      flags.emplace_back(mstch::map{{"name", name}, {"value", value}, {"unit_value", unit_value}});
     }
   }
   return flags;

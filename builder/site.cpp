@@ -125,7 +125,23 @@ void read_kubernetes(const YAML::Node& root, Site& site, Problems& problems) {
         continue;
       }
       for (const auto& flag : component.second) {
-        site.extra_args[name][key_of(flag)] = flag.second.IsScalar() ? flag.second.Scalar() : "";
+        // The flags go into systemd command lines and YAML strings as they are written, so
+        // what would split or end them is refused rather than quoted.
+        static const std::regex flag_name("[a-z0-9][a-z0-9-]*");
+        static const std::regex flag_value("[^\\s\"'\\\\`]*");
+        auto key = key_of(flag);
+        auto value = flag.second.IsScalar() ? flag.second.Scalar() : std::string();
+        if (!std::regex_match(key, flag_name)) {
+          problems.add(flag.first, fmt::format("kubernetes: extraArgs: {}: '{}' is not a flag name (lower-case "
+                                               "letters, digits and -, without the leading --)",
+                                               name, key));
+        } else if (!flag.second.IsScalar() || !std::regex_match(value, flag_value)) {
+          problems.add(flag.second, fmt::format("kubernetes: extraArgs: {}: {}: the value must be one word without "
+                                                "quotes or backslashes (a list is written a,b,c)",
+                                                name, key));
+        } else {
+          site.extra_args[name][key] = value;
+        }
       }
     }
   }

@@ -48,6 +48,24 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"images", images_json(info)}};
 }
 
+// The nodes a bundle carries rendered files for: site/nodes/<node>/node.yaml members.
+std::vector<std::string> site_nodes(const BundleHeader& header) {
+  static constexpr std::string_view prefix = "site/nodes/";
+  static constexpr std::string_view suffix = "/node.yaml";
+  std::vector<std::string> nodes;
+  for (const auto& entry : header.index) {
+    std::string_view path = entry.path;
+    if (entry.kind == EntryKind::file && path.starts_with(prefix) && path.ends_with(suffix) &&
+        path.size() > prefix.size() + suffix.size()) {
+      auto node = path.substr(prefix.size(), path.size() - prefix.size() - suffix.size());
+      if (node.find('/') == std::string_view::npos) {
+        nodes.emplace_back(node);
+      }
+    }
+  }
+  return nodes;
+}
+
 } // namespace
 
 nlohmann::json describe_bundle(const BundleHeader& header, const PayloadLocation& payload) {
@@ -57,7 +75,8 @@ nlohmann::json describe_bundle(const BundleHeader& header, const PayloadLocation
                         {"directories", header.directory_count},
                         {"file_bytes", header.file_bytes},
                         {"payload", {{"offset", payload.offset}, {"length", payload.length}}},
-                        {"self_extracting", payload.trailer.has_value()}};
+                        {"self_extracting", payload.trailer.has_value()},
+                        {"site_nodes", site_nodes(header)}};
   if (payload.trailer) {
     out["trailer"] = {{"format_version", payload.trailer->format_version},
                       {"payload_offset", payload.trailer->payload_offset},
@@ -97,6 +116,9 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
       arches.push_back(fmt::format("{} {}", arch, digest.substr(0, 19)));
     }
     text += fmt::format("image:        {} ({})\n", image.ref, fmt::join(arches, ", "));
+  }
+  if (auto nodes = site_nodes(header); !nodes.empty()) {
+    text += fmt::format("site:         {} nodes under site/nodes: {}\n", nodes.size(), fmt::join(nodes, ", "));
   }
   if (payload.trailer) {
     text += fmt::format("trailer:      format {}, payload SHA-256 {}\n", payload.trailer->format_version,

@@ -43,11 +43,24 @@ echo "docker-registry on $REGISTRY holds $(image_refs | wc -l) multi-arch images
 
 # The mirror's binaries are Debian's, not upstream's: the catalogue's pinned digests (the real
 # upstream ones) would rightly refuse them, so the demo's manifest pins the mirror's own.
-# The cluster: section makes the bundle carry the images of seed case 9.9.
+# The manifest names a site of seed case 9.9 (kubeadm, stacked etcd, three masters, internal
+# haproxy): the bundle carries that cluster's images and every node's rendered files.
+cat >"$demo/site.yaml" <<'SITE'
+name: demo
+kubernetes: {type: kubeadm, version: 1.32.10}
+etcd: {type: kubeadm}
+network: {plugin: calico, nodelocaldns: true}
+loadbalancer: {enabled: true, mode: internal, type: haproxy}
+hosts:
+  - {name: master1, address: 10.40.0.11/24, os: rocky-9, roles: [master, etcd]}
+  - {name: master2, address: 10.40.0.12/24, os: debian-12, roles: [master, etcd]}
+  - {name: master3, address: 10.40.0.13/24, os: debian-12, roles: [master, etcd]}
+  - {name: worker1, address: 10.40.0.21/24, os: debian-12, roles: [worker]}
+  - {name: worker2, address: 10.40.0.22/24, arch: arm64, os: rocky-9, roles: [worker]}
+SITE
 {
   cat manifests/demo.yaml
-  printf 'cluster:\n  type: kubeadm\n  etcd: kubeadm\n  cni: calico\n'
-  printf '  loadbalancer: {enabled: true, mode: internal, type: haproxy}\n'
+  echo "site: site.yaml"
   cat "$MIRROR_ROOT/checksums.yaml"
 } >"$demo/demo-site.yaml"
 mirrors=("${MIRRORS[@]}" "${REGISTRY_OPTIONS[@]}")
@@ -80,8 +93,9 @@ EOF
 step "the mirrors and the registry go away; the same bundle is rebuilt from the lock and the cache alone"
 stop_mirror
 stop_registry
+# --site-dir: the same site PKI, so the same keys in the bundle.
 SOURCE_DATE_EPOCH=1700000000 "$bin/kubexm-builder" -q build -f "$demo/demo-site.yaml" --lock "$demo/dist/kubexm.lock" \
-  -o "$demo/rebuild" --cache "$demo/cache"
+  -o "$demo/rebuild" --cache "$demo/cache" --site-dir "$demo/dist/demo.site"
 cmp "$demo/dist/install" "$demo/rebuild/install" && echo "byte-identical: $(sha256sum "$demo/rebuild/install" | cut -c1-64)"
 
 step "the USB stick: copy install to the host and inspect it"
@@ -104,6 +118,13 @@ step "./install extract (verified while writing, staged, moved into place)"
 
 step "the binaries, per arch, as the ELF headers say"
 file "$demo/host/kubexm-dist"/bin/*/etcd/*/etcd | sed "s|$demo/host/kubexm-dist/||; s|, BuildID.*||"
+
+step "the site: every node's files as its host gets them, and what its installer will do"
+(cd "$demo/host/kubexm-dist/site/nodes" && for node in *; do
+  echo "$node: $(find "$node" -type f | wc -l) files; $(sed -n 's/^services: //p' "$node/node.yaml")"
+done)
+sed -n '/^actions:/,$p' "$demo/host/kubexm-dist/site/nodes/master1/node.yaml"
+haproxy -c -f "$demo/host/kubexm-dist/site/nodes/worker1/etc/kubexm/haproxy/haproxy.cfg"
 
 step "checking the extraction by hand with coreutils"
 (cd "$demo/host/kubexm-dist" && sha256sum -c --quiet SHA256SUMS && echo "sha256sum -c SHA256SUMS: all $(wc -l <SHA256SUMS) files OK")

@@ -71,7 +71,12 @@ grep -q 'sandbox = "registry.k8s.io/pause:3.10"' "$WORK/tree/site/nodes/worker1/
   fail "containerd's sandbox image is not the bundle's pause"
 grep -q "image: docker.io/library/haproxy:3.0.5-alpine" "$WORK/tree/site/nodes/worker1/etc/kubernetes/manifests/kube-haproxy.yaml" ||
   fail "the haproxy static pod does not run the bundle's haproxy image"
-pass "the bundle carries site/site.yaml and every node's files with their modes; configs name the bundle's images"
+"$INSTALLER" --bundle "$WORK/out/install" info | grep -q "^site: *4 nodes under site/nodes: master1, master2, master3, worker1$" ||
+  fail "install info does not name the site's nodes"
+"$INSTALLER" --bundle "$WORK/out/install" info --json |
+  python3 -c 'import json,sys; assert json.load(sys.stdin)["site_nodes"] == ["master1", "master2", "master3", "worker1"]' ||
+  fail "install info --json does not list the site's nodes"
+pass "the bundle carries site/site.yaml and every node's files with their modes; configs name the bundle's images; info lists the nodes"
 
 # 3. A rebuild keeps the site's keys: the same CA in the bundle, and the tree is identical.
 first=$(sha256sum "$WORK/tree/site/nodes/master1/etc/kubernetes/pki/ca.crt" | cut -c1-64)

@@ -131,6 +131,8 @@ verify_node() { # SITE-DIR NODE ITEM
     has "$node/etc/kubernetes/admin.conf"
     contains "$units/kube-apiserver.service.d/kubexm-apiserver.conf" "--audit-log-maxage=30"
     contains "$units/kubelet.service.d/kubexm-kubelet.conf" "--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule"
+    # systemd would read a lone % as a specifier.
+    contains "$units/kubelet.service.d/kubexm-kubelet.conf" "--eviction-hard=memory.available<5%%"
     # The control plane starts before the kubelet that joins through it.
     sed -n 's/^services: \[\(.*\)\]/\1/p' "$node/node.yaml" | grep -q "kube-apiserver.*kubelet" ||
       fail "$2 starts its kubelet before its apiserver: $(grep services "$node/node.yaml")"

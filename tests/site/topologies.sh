@@ -25,7 +25,7 @@ write_topology() { # ITEM FILE
   case $item in 9.4 | 9.11 | 9.19) runtime=docker ;; 9.7 | 9.16) runtime=cri-o ;; *) runtime=containerd ;; esac
   {
     echo "name: t${item/./-}"
-    echo "kubernetes: {type: $k8s, version: $version, extraArgs: {apiserver: {audit-log-maxage: \"30\"}, kubelet: {max-pods: \"150\"}}}"
+    echo "kubernetes: {type: $k8s, version: $version, extraArgs: {apiserver: {audit-log-maxage: \"30\"}, kubelet: {max-pods: \"150\", eviction-hard: \"memory.available<5%\"}}}"
     echo "etcd: {type: $etcd}"
     echo "runtime: $runtime"
     echo "network: {plugin: calico, nodelocaldns: $([ $((${item#9.} % 2)) = 0 ] && echo true || echo false)}"

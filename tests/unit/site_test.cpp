@@ -155,12 +155,30 @@ TEST(Site, EveryOtherCombinationIsRefusedWithItsReason) {
       site_text({"kubeadm", "kubeadm", 3, "enabled: false", "  - {name: e9, address: 10.0.0.99/24, roles: [etcd]}\n"}),
       "e9: the etcd role without master: kubeadm's etcd runs on the masters");
   expect_refused(site_text({"kubeadm", "kubeadm", 0, "enabled: false", ""}), "no host has the master role");
-  expect_refused(
-      site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: kube-vip, vip: 10.0.0.100, interface: eth0, port: 8443",
-                 ""}),
-      "mode kube-vip serves the apiservers' own port 6443, not 8443");
+  expect_refused(site_text({"kubeadm", "kubeadm", 3,
+                            "enabled: true, mode: kube-vip, vip: 10.0.0.100, interface: eth0, port: 8443", ""}),
+                 "mode kube-vip serves the apiservers' own port 6443, not 8443");
   expect_refused(site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: internal, type: nginx, port: 7443", ""}),
                  "mode internal serves the apiservers' own port 6443, not 7443");
+}
+
+TEST(Site, ExtraArgsThatWouldSplitACommandLineAreRefused) {
+  auto with_args = [](const std::string& args) {
+    return "name: s\nkubernetes: {version: 1.32.10, extraArgs: {" + args +
+           "}}\nhosts:\n  - {name: m1, address: 10.0.0.11, roles: [master, etcd]}\n";
+  };
+  auto good = load(with_args("kubelet: {eviction-hard: \"memory.available<5%\", feature-gates: \"A=true,B=false\"}"));
+  ASSERT_TRUE(good.site) << good.error;
+  EXPECT_EQ(good.site->extra_args.at("kubelet").at("eviction-hard"), "memory.available<5%");
+  for (const auto& [args, reason] : std::vector<std::pair<std::string, std::string>>{
+           {"apiserver: {--v: \"2\"}", "'--v' is not a flag name"},
+           {"apiserver: {v: \"2 --x\"}", "apiserver: v: the value must be one word"},
+           {"scheduler: {v: \"a\\\"b\"}", "scheduler: v: the value must be one word"},
+           {"kubelet: {v: [1, 2]}", "kubelet: v: the value must be one word"}}) {
+    auto loaded = load(with_args(args));
+    EXPECT_FALSE(loaded.site) << args;
+    EXPECT_NE(loaded.error.find(reason), std::string::npos) << args << "\n" << loaded.error;
+  }
 }
 
 TEST(Site, TheClusterShapeOfASiteIsWhatItsImagesDependOn) {
@@ -173,8 +191,8 @@ TEST(Site, TheClusterShapeOfASiteIsWhatItsImagesDependOn) {
   EXPECT_EQ(spec.type, "kubexm");
   EXPECT_EQ(spec.etcd, "kubexm");
   EXPECT_EQ(spec.loadbalancer, "external-kubexm-kn");
-  auto vip = load(site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: kube-vip, vip: 10.0.0.100, interface: eth0",
-                             ""}));
+  auto vip =
+      load(site_text({"kubeadm", "kubeadm", 3, "enabled: true, mode: kube-vip, vip: 10.0.0.100, interface: eth0", ""}));
   ASSERT_TRUE(vip.site) << vip.error;
   EXPECT_EQ(cluster_spec_of(*vip.site).loadbalancer, "kube-vip");
   auto none = load(site_text({}));
