@@ -191,8 +191,19 @@ Result<Cert> sign(const CertSpec& spec, EVP_PKEY* key, const Issued* issuer) {
   return cert;
 }
 
-// The key and certificate of `spec` under `pki`: kept when both are there, match, and are
-// signed by `issuer`; made otherwise.
+// Whether `cert` carries every name and address of `spec`: a site that gained a master or
+// a VIP needs them in its certificates, and kubeadm refuses certificates that lack one.
+bool names_all(X509* cert, const CertSpec& spec) {
+  return std::ranges::all_of(spec.dns,
+                             [&](const std::string& name) {
+                               return X509_check_host(cert, name.c_str(), name.size(), 0, nullptr) == 1;
+                             }) &&
+         std::ranges::all_of(spec.ips,
+                             [&](const std::string& ip) { return X509_check_ip_asc(cert, ip.c_str(), 0) == 1; });
+}
+
+// The key and certificate of `spec` under `pki`: kept when both are there, match, are
+// signed by `issuer` and name everything `spec` names; made otherwise.
 Result<Issued> ensure(const fs::path& pki, const CertSpec& spec, const Issued* issuer, const PkiOptions& options,
                       PkiReport& report) {
   auto key_path = pki / (spec.file + ".key");
@@ -202,7 +213,8 @@ Result<Issued> ensure(const fs::path& pki, const CertSpec& spec, const Issued* i
     auto key = read_key(key_path);
     auto cert = read_cert(cert_path);
     if (key && cert && X509_check_private_key(cert->get(), key->get()) == 1 &&
-        (issuer == nullptr || X509_verify(cert->get(), X509_get0_pubkey(issuer->cert.get())) == 1)) {
+        (issuer == nullptr || X509_verify(cert->get(), X509_get0_pubkey(issuer->cert.get())) == 1) &&
+        names_all(cert->get(), spec)) {
       report.kept.push_back(spec.file);
       return Issued{std::move(*key), std::move(*cert)};
     }
@@ -389,6 +401,9 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
   bool kubexm = site.kubernetes_type == "kubexm";
   long ca_days = 3650;
   long leaf_days = kubexm ? 3650 : 365;
+  // kubeadm renews the certificates of its own etcd, not those of a kubexm etcd: theirs are
+  // made to last, like a kubexm cluster's.
+  long etcd_days = site.etcd_type == "kubexm" ? 3650 : leaf_days;
   auto ca = ensure(pki, {"ca", "kubernetes", {}, true, false, false, {}, {}, ca_days}, nullptr, options, report);
   auto front = ensure(pki, {"front-proxy-ca", "front-proxy-ca", {}, true, false, false, {}, {}, ca_days}, nullptr,
                       options, report);
@@ -411,8 +426,8 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
         leaf_days},
        &*ca},
       {{"front-proxy-client", "front-proxy-client", {}, false, false, true, {}, {}, leaf_days}, &*front},
-      {{"apiserver-etcd-client", "kube-apiserver-etcd-client", {}, false, false, true, {}, {}, leaf_days}, &*etcd},
-      {{"etcd/healthcheck-client", "kube-etcd-healthcheck-client", {}, false, false, true, {}, {}, leaf_days}, &*etcd},
+      {{"apiserver-etcd-client", "kube-apiserver-etcd-client", {}, false, false, true, {}, {}, etcd_days}, &*etcd},
+      {{"etcd/healthcheck-client", "kube-etcd-healthcheck-client", {}, false, false, true, {}, {}, etcd_days}, &*etcd},
   };
   // The clients the kubeconfigs carry (render.cpp embeds them). admin is in system:masters,
   // bound to cluster-admin by the apiserver itself, so it works before any RBAC is applied.
@@ -431,10 +446,11 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
   auto members = site.etcd_type == "kubeadm" ? site.with_role("master") : site.with_role("etcd");
   for (const auto* member : members) {
     std::vector<std::string> dns = {member->name, "localhost"};
-    std::vector<std::string> ips = {member->address, "127.0.0.1"};
+    // kubeadm checks an etcd member's certificates for ::1 as well.
+    std::vector<std::string> ips = {member->address, "127.0.0.1", "::1"};
     leaves.push_back(
-        {{"etcd/server-" + member->name, member->name, {}, false, true, true, dns, ips, leaf_days}, &*etcd});
-    leaves.push_back({{"etcd/peer-" + member->name, member->name, {}, false, true, true, dns, ips, leaf_days}, &*etcd});
+        {{"etcd/server-" + member->name, member->name, {}, false, true, true, dns, ips, etcd_days}, &*etcd});
+    leaves.push_back({{"etcd/peer-" + member->name, member->name, {}, false, true, true, dns, ips, etcd_days}, &*etcd});
   }
   std::vector<Error> errors;
   for (const auto& [spec, issuer] : leaves) {

@@ -340,14 +340,40 @@ Result<std::map<std::string, std::string>> kubeconfigs(const Site& site, Sources
   return out;
 }
 
+// The phases of an installation (node.yaml `phases`): every node's phase 1 is done before
+// any node's phase 2, and so on. Load balancers, then etcd (a member waits for its quorum,
+// so all members start in one phase), the first master, the other masters, the workers.
+constexpr int k_phase_lb = 1;
+constexpr int k_phase_etcd = 2;
+
+int phase_of(const Site& site, const SiteHost& host) {
+  if (host.has("master")) {
+    return &host == site.with_role("master").front() ? 3 : 4;
+  }
+  if (host.has("etcd") && site.etcd_type == "kubexm") {
+    return k_phase_etcd;
+  }
+  if (host.has("lb")) {
+    return k_phase_lb;
+  }
+  return 5;
+}
+
 // One node's files and what the installer does with them.
 class Node {
 public:
   Node(const Site& site, const SiteHost& host, Sources& sources, mstch::map context)
-      : m_site(site), m_host(host), m_sources(sources), m_context(std::move(context)) {
+      : m_site(site), m_host(host), m_sources(sources), m_context(std::move(context)), m_phase(phase_of(site, host)) {
     m_context["node_name"] = host.name;
     m_context["node_address"] = host.address;
     m_context["untainted"] = host.has("master") && host.has("worker");
+    // kubeadm init and join refuse a non-empty /etc/kubernetes/manifests unless told that
+    // the static pods there (kube-vip, the internal proxy) are meant to be.
+    const auto& lb = site.loadbalancer;
+    m_context["static_pods"] =
+        lb.enabled &&
+        ((lb.mode == "kube-vip" && host.has("master")) ||
+         (lb.mode == "internal" && site.kubernetes_type == "kubeadm" && host.has("worker") && !host.has("master")));
     // A master that is not also a worker keeps ordinary pods off, as kubeadm's taint does.
     m_context["control_plane_taint"] = host.has("master") && !host.has("worker");
   }
@@ -403,9 +429,16 @@ public:
     render("systemd/" + conf, fmt::format("usr/lib/systemd/system/{}.d/{}", unit, conf));
   }
 
-  void service(const std::string& name) { m_services.push_back(name); }
-  void action(std::string name, std::vector<std::string> run) {
-    m_actions.emplace_back(std::move(name), std::move(run));
+  // A service to enable and start, in the node's own phase or in `phase`.
+  void service(const std::string& name, int phase = 0) {
+    m_phases[phase == 0 ? m_phase : phase].services.push_back(name);
+  }
+  // A command of the node's phase: run before its services start (OS settings) or after
+  // (kubeadm, applying manifests).
+  enum class When { before, after };
+  void action(When when, std::string name, std::vector<std::string> run) {
+    auto& list = when == When::before ? m_phases[m_phase].before : m_phases[m_phase].after;
+    list.emplace_back(std::move(name), std::move(run));
   }
 
   const SiteHost& host() const { return m_host; }
@@ -413,15 +446,15 @@ public:
   std::vector<Error>& errors() { return m_errors; }
 
   // Everything this node has, with node.yaml, under nodes/<node>/.
-  void emit(int order, const std::string& topology, Files& out) {
-    m_files["node.yaml"] = {node_yaml(order, topology), 0644};
+  void emit(const std::string& topology, Files& out) {
+    m_files["node.yaml"] = {node_yaml(topology), 0644};
     for (auto& [path, file] : m_files) {
       out[fmt::format("nodes/{}/{}", m_host.name, path)] = std::move(file);
     }
   }
 
 private:
-  std::string node_yaml(int order, const std::string& topology) const {
+  std::string node_yaml(const std::string& topology) const {
     YAML::Emitter out;
     out << YAML::Comment(fmt::format("What kubexm's installer does on {} (docs/site.md#node-yaml).", m_host.name));
     out << YAML::BeginMap;
@@ -431,7 +464,6 @@ private:
     out << YAML::Key << "roles" << YAML::Value << YAML::Flow << m_host.roles;
     out << YAML::Key << "cluster" << YAML::Value << m_site.name;
     out << YAML::Key << "topology" << YAML::Value << YAML::DoubleQuoted << topology;
-    out << YAML::Key << "order" << YAML::Value << order;
     out << YAML::Key << "hosts" << YAML::Value << YAML::BeginSeq;
     if (m_host.has("master") || m_host.has("worker")) {
       out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value << endpoint_address(m_site, m_host)
@@ -444,11 +476,13 @@ private:
           << std::vector<std::string>{other.name + "." + m_site.cluster_domain, other.name} << YAML::EndMap;
     }
     out << YAML::EndSeq;
-    out << YAML::Key << "services" << YAML::Value << YAML::Flow << m_services;
-    out << YAML::Key << "actions" << YAML::Value << YAML::BeginSeq;
-    for (const auto& [name, run] : m_actions) {
-      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key << "run" << YAML::Value
-          << YAML::Flow << run << YAML::EndMap;
+    out << YAML::Key << "phases" << YAML::Value << YAML::BeginSeq;
+    for (const auto& [phase, work] : m_phases) {
+      out << YAML::BeginMap << YAML::Key << "phase" << YAML::Value << phase;
+      emit_actions(out, "before", work.before);
+      out << YAML::Key << "services" << YAML::Value << YAML::Flow << work.services;
+      emit_actions(out, "after", work.after);
+      out << YAML::EndMap;
     }
     out << YAML::EndSeq << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
@@ -459,8 +493,27 @@ private:
   Sources& m_sources;
   mstch::map m_context;
   Files m_files;
-  std::vector<std::string> m_services;
-  std::vector<std::pair<std::string, std::vector<std::string>>> m_actions;
+  using Actions = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  struct Phase {
+    Actions before;
+    std::vector<std::string> services;
+    Actions after;
+  };
+
+  static void emit_actions(YAML::Emitter& out, const char* key, const Actions& actions) {
+    if (actions.empty()) {
+      return;
+    }
+    out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
+    for (const auto& [name, run] : actions) {
+      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key << "run" << YAML::Value
+          << YAML::Flow << run << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+
+  int m_phase;
+  std::map<int, Phase> m_phases;
   std::vector<Error> m_errors;
 };
 
@@ -550,7 +603,7 @@ void render_external_lb(Node& node) {
   node.render("lb/keepalived.conf", "etc/keepalived/keepalived.conf");
   node.render("scripts/check-apiserver-lb.sh", "etc/keepalived/check-apiserver-lb.sh", 0755);
   node.render("os/sysctl-lb.conf", "etc/sysctl.d/99-kubexm-lb.conf");
-  node.action("sysctl", {"sysctl", "--system"});
+  node.action(Node::When::before, "sysctl", {"sysctl", "--system"});
   node.service(type);
   node.service("keepalived");
 }
@@ -563,14 +616,14 @@ void render_etcd_member(Node& node) {
   node.pki_pair("etcd/server-" + name, "etcd/server");
   node.pki_pair("etcd/peer-" + name, "etcd/peer");
   node.pki_pair("etcd/healthcheck-client");
-  node.service("etcd");
+  node.service("etcd", k_phase_etcd);
 }
 
 void render_etcd_backup(Node& node) {
   node.unit("backup-etcd.timer");
   node.unit("backup-etcd.service");
   node.render("scripts/etcd-backup.sh", "usr/local/bin/kube-scripts/etcd-backup.sh", 0755);
-  node.service("backup-etcd.timer");
+  node.service("backup-etcd.timer", node.site().etcd_type == "kubexm" ? k_phase_etcd : 0);
 }
 
 void render_kubeadm_master(Node& node, bool first) {
@@ -594,9 +647,11 @@ void render_kubeadm_master(Node& node, bool first) {
   node.set("join_as", std::string("control plane"));
   node.render(first ? "kubeadm/init.yaml" : "kubeadm/join.yaml", "etc/kubernetes/kubeadm-config.yaml", 0600);
   if (first) {
-    node.action("kubeadm-init", {"kubeadm", "init", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
+    node.action(Node::When::after, "kubeadm-init",
+                {"kubeadm", "init", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
   } else {
-    node.action("kubeadm-join", {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
+    node.action(Node::When::after, "kubeadm-join",
+                {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
   }
   if (site.auto_renew_certs) {
     node.unit("k8s-certs-renew.timer");
@@ -625,8 +680,10 @@ void render_kubexm_master(Node& node, bool first, const std::map<std::string, st
   }
   if (first) {
     node.render("addons/kubexm-bootstrap.yaml", "etc/kubernetes/addons/kubexm-bootstrap.yaml", 0600);
-    node.action("apply-bootstrap", {"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "apply", "-f",
-                                    "/etc/kubernetes/addons/kubexm-bootstrap.yaml"});
+    // Through its own apiserver: an external load balancer may not count it up yet.
+    node.action(Node::When::after, "apply-bootstrap",
+                {"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--server", "https://127.0.0.1:6443", "apply",
+                 "-f", "/etc/kubernetes/addons/kubexm-bootstrap.yaml"});
   }
 }
 
@@ -653,21 +710,6 @@ void render_kubelet(Node& node, const std::map<std::string, std::string>& config
   node.service("kube-proxy");
 }
 
-// The order nodes are installed in (node.yaml `order`): load balancers, etcd, the first
-// master, the other masters, workers.
-int order_of(const Site& site, const SiteHost& host) {
-  if (host.has("master")) {
-    return &host == site.with_role("master").front() ? 3 : 4;
-  }
-  if (host.has("etcd") && site.etcd_type == "kubexm") {
-    return 2;
-  }
-  if (host.has("lb")) {
-    return 1;
-  }
-  return 5;
-}
-
 void render_node(Node& node, const std::map<std::string, std::string>& configs) {
   const auto& site = node.site();
   const auto& host = node.host();
@@ -678,7 +720,9 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
   }
   if (kubelet) {
     render_os(node);
-    node.action("os-init", {"sysctl", "--system"});
+    // modules-load.d is read at boot; the bridge sysctls need br_netfilter loaded now.
+    node.action(Node::When::before, "load-modules", {"systemctl", "restart", "systemd-modules-load.service"});
+    node.action(Node::When::before, "os-init", {"sysctl", "--system"});
     render_runtime(node);
   }
   if (site.etcd_type == "kubexm" && host.has("etcd")) {
@@ -717,7 +761,8 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
     node.set("control_plane", false);
     node.set("join_as", std::string("worker"));
     node.render("kubeadm/join.yaml", "etc/kubernetes/kubeadm-config.yaml", 0600);
-    node.action("kubeadm-join", {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
+    node.action(Node::When::after, "kubeadm-join",
+                {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
   }
 }
 
@@ -815,7 +860,7 @@ Result<RenderReport> render_site(const Site& site, const fs::path& dir, const Re
       errors.push_back(join_errors(node.errors()).error());
       continue;
     }
-    node.emit(order_of(site, host), topology.item, files);
+    node.emit(topology.item, files);
     report.nodes.push_back(host.name);
   }
   if (auto status = join_errors(errors); !status) {

@@ -121,9 +121,9 @@ file "$demo/host/kubexm-dist"/bin/*/etcd/*/etcd | sed "s|$demo/host/kubexm-dist/
 
 step "the site: every node's files as its host gets them, and what its installer will do"
 (cd "$demo/host/kubexm-dist/site/nodes" && for node in *; do
-  echo "$node: $(find "$node" -type f | wc -l) files; $(sed -n 's/^services: //p' "$node/node.yaml")"
+  echo "$node: $(find "$node" -type f | wc -l) files; services $(sed -n 's/^ *services: //p' "$node/node.yaml" | paste -sd' ')"
 done)
-sed -n '/^actions:/,$p' "$demo/host/kubexm-dist/site/nodes/master1/node.yaml"
+sed -n '/^phases:/,$p' "$demo/host/kubexm-dist/site/nodes/master1/node.yaml"
 haproxy -c -f "$demo/host/kubexm-dist/site/nodes/worker1/etc/kubexm/haproxy/haproxy.cfg"
 
 step "checking the extraction by hand with coreutils"

@@ -4,7 +4,8 @@
 set -o errexit -o nounset -o pipefail
 
 kubeadm=/usr/local/bin/kubeadm
-crictl=/usr/local/bin/crictl
+# The node's own runtime: on a docker node containerd's socket answers too, without the pods.
+crictl=(/usr/local/bin/crictl --runtime-endpoint {{cri_socket}})
 
 earliest_expiry() {
   local earliest="" f end
@@ -24,8 +25,8 @@ if [ "$days_left" -ge 30 ]; then
 fi
 echo "k8s-certs-renew: renewing"
 "$kubeadm" certs renew all
-"$crictl" pods --namespace kube-system --name 'kube-scheduler-*|kube-controller-manager-*|kube-apiserver-*|etcd-*' -q \
-  | xargs --no-run-if-empty "$crictl" rmp -f
+"${crictl[@]}" pods --namespace kube-system --name 'kube-scheduler-*|kube-controller-manager-*|kube-apiserver-*|etcd-*' -q \
+  | xargs --no-run-if-empty "${crictl[@]}" rmp -f
 if [ -d /root/.kube ]; then
   install -m 0600 /etc/kubernetes/admin.conf /root/.kube/config
 fi

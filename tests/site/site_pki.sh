@@ -63,6 +63,18 @@ grep -q "20 made, 0 kept" "$WORK/rotate.out" || { cat "$WORK/rotate.out"; fail "
 verify ca apiserver.crt
 pass "a second run keeps every key; a removed certificate is the only one made again; --rotate makes all anew"
 
+# A master added to the site: the apiserver certificate lacks its name and address, so it
+# is made again (and the new master's etcd certificates made); the rest is kept.
+sed 's/^  - {name: master3, address: 192.168.10.13\/24, roles: \[master, etcd\]}/&\n  - {name: master4, address: 192.168.10.14\/24, roles: [master, etcd]}/' \
+  "$site" >"$WORK/grown.yaml"
+grep -q master4 "$WORK/grown.yaml" || fail "the test could not add master4 to $site"
+"$BUILDER" site -f "$WORK/grown.yaml" -o "$WORK/out" >"$WORK/grown.out" 2>&1 || { cat "$WORK/grown.out"; fail "the grown site failed"; }
+grep -q "PKI in $PKI: 3 made, 19 kept" "$WORK/grown.out" || { cat "$WORK/grown.out"; fail "not exactly the apiserver and master4's two were made"; }
+openssl x509 -in "$PKI/apiserver.crt" -noout -ext subjectAltName | grep -q "DNS:master4" || fail "the apiserver certificate lacks master4"
+openssl x509 -in "$PKI/etcd/server-master4.crt" -noout -ext subjectAltName | grep -q "IP Address:0:0:0:0:0:0:0:1" ||
+  fail "an etcd member's certificate lacks ::1, which kubeadm requires"
+pass "a master added to the site: the apiserver certificate is made again with it, the rest is kept"
+
 "$BUILDER" -q site -f "$site" -o "$WORK/ec" --key-algorithm ecdsa >/dev/null
 openssl pkey -in "$WORK/ec/pki/apiserver.key" -noout -text | grep -q "NIST CURVE: P-256" || fail "not an ECDSA P-256 key"
 openssl verify -CAfile "$WORK/ec/pki/ca.crt" "$WORK/ec/pki/apiserver.crt" >/dev/null || fail "the ECDSA chain does not verify"

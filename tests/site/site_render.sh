@@ -134,7 +134,7 @@ verify_node() { # SITE-DIR NODE ITEM
     # systemd would read a lone % as a specifier.
     contains "$units/kubelet.service.d/kubexm-kubelet.conf" "--eviction-hard=memory.available<5%%"
     # The control plane starts before the kubelet that joins through it.
-    sed -n 's/^services: \[\(.*\)\]/\1/p' "$node/node.yaml" | grep -q "kube-apiserver.*kubelet" ||
+    sed -n 's/^ *services: \[\(.*\)\]/\1/p' "$node/node.yaml" | grep -q "kube-apiserver.*kubelet" ||
       fail "$2 starts its kubelet before its apiserver: $(grep services "$node/node.yaml")"
   else
     hasnt "$units/kube-apiserver.service"
@@ -156,6 +156,9 @@ verify_node() { # SITE-DIR NODE ITEM
   fi
   if [[ $roles == *etcd* && $etcd == kubexm ]]; then
     has "$units/etcd.service.d/kubexm-etcd.conf"
+    # Every member starts in the etcd phase, whatever else the host is.
+    python3 -c 'import sys, yaml; p = yaml.safe_load(open(sys.argv[1]))["phases"]; assert any(x["phase"] == 2 and "etcd" in x["services"] for x in p), p' \
+      "$node/node.yaml" || fail "$2 does not start etcd in phase 2"
     contains "$units/etcd.service.d/kubexm-etcd.conf" "--initial-cluster=etcd1=https://10.20.0.31:2380"
     has "$units/backup-etcd.timer"
   else
@@ -172,6 +175,9 @@ verify_node() { # SITE-DIR NODE ITEM
       has "$units/$type.service.d/kubexm-$type.conf"
     fi
     contains "$node/node.yaml" "{address: 127.0.0.1, names: [lb.kubexm.local]}"
+  fi
+  if [[ $mode == kube-vip && $roles == *master* && $k8s == kubeadm ]]; then
+    contains "$node/etc/kubernetes/kubeadm-config.yaml" "ignorePreflightErrors: [DirAvailable--etc-kubernetes-manifests]"
   fi
   if [[ $mode == kube-vip && $roles == *master* ]]; then
     has "$node/etc/kubernetes/manifests/kube-vip.yaml"
