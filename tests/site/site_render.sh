@@ -107,6 +107,31 @@ verify_node() { # SITE-DIR NODE ITEM
     nginx -t -q -c "$conf" -e /dev/stderr || fail "nginx -t rejects ${conf#"$WORK"/}"
     VERIFIED_LB=$((VERIFIED_LB + 1))
   done
+  # The runtimes' files: no containerd 2 or CRI-O here to read them, so Python's TOML and
+  # JSON parsers do, and the settings that matter are checked.
+  python3 - "$node" <<'PY' || fail "the runtime configuration of ${node#"$WORK"/} is wrong"
+import json, pathlib, sys, tomllib
+node = pathlib.Path(sys.argv[1])
+for path in node.rglob("*.toml"):
+    config = tomllib.loads(path.read_text())
+    if path.name == "config.toml":
+        assert config["version"] == 3, path
+        images = config["plugins"]["io.containerd.cri.v1.images"]
+        assert images["pinned_images"]["sandbox"].startswith("registry.k8s.io/pause:"), path
+        assert images["registry"]["config_path"] == "/etc/containerd/certs.d", path
+        runc = config["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["runc"]
+        assert runc["options"]["SystemdCgroup"] is True, path
+    elif path.name == "hosts.toml":
+        assert config["server"].startswith("https://") and "https://registry.site:5000" in config["host"], path
+for path in node.rglob("*.conf"):
+    if "crio.conf.d" in str(path) or "registries.conf.d" in str(path):
+        config = tomllib.loads(path.read_text())
+        if "crio.conf.d" in str(path):
+            assert config["crio"]["runtime"]["cgroup_manager"] == "systemd", path
+for path in node.rglob("daemon.json"):
+    config = json.loads(path.read_text())
+    assert config["exec-opts"] == ["native.cgroupdriver=systemd"], path
+PY
   if [ -e "$node/etc/keepalived/keepalived.conf" ]; then
     # keepalived checks that its health-check script is there and executable, so it reads the
     # node's /etc/keepalived in a mount namespace of its own.
