@@ -282,18 +282,27 @@ Status assemble_tree(const Lock& lock, const Cache& cache, const fs::path& tree)
   return write_file_atomic(tree / "kubexm.lock", format_lock(lock));
 }
 
-Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, const fs::path& tree) {
-  const auto& site = *plan.site;
-  if (auto pki = generate_site_pki(site, options.site_dir, options.pki); !pki) {
+Result<SiteOutput> make_site(const Site& site, const fs::path& dir, const std::vector<ImageSpec>& images,
+                             const PkiOptions& options) {
+  auto pki = generate_site_pki(site, dir, options);
+  if (!pki) {
     return std::unexpected(pki.error());
   }
   RenderInputs inputs{default_templates_dir(), {}};
-  for (const auto& image : plan.images) {
+  for (const auto& image : images) {
     inputs.images.emplace(image.name, image.ref);
   }
-  auto report = render_site(site, options.site_dir, inputs);
-  if (!report) {
-    return std::unexpected(report.error());
+  auto nodes = render_site(site, dir, inputs);
+  if (!nodes) {
+    return std::unexpected(nodes.error());
+  }
+  return SiteOutput{std::move(*pki), std::move(*nodes)};
+}
+
+Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, const fs::path& tree) {
+  auto made = make_site(*plan.site, options.site_dir, plan.images, options.pki);
+  if (!made) {
+    return std::unexpected(made.error());
   }
   std::error_code ec;
   fs::create_directories(tree / "site", ec);
@@ -305,7 +314,7 @@ Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, c
     return fail("copying the rendered site from {} into {}: {}", options.site_dir.string(), (tree / "site").string(),
                 ec.message());
   }
-  return report;
+  return std::move(made->nodes);
 }
 
 } // namespace kubexm

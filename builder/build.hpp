@@ -25,6 +25,15 @@ Status fetch_lock(const Lock& lock, const Cache& cache, const FetchOptions& opti
 // digest and its ELF arch.
 Status assemble_tree(const Lock& lock, const Cache& cache, const std::filesystem::path& tree);
 
+// A site's PKI made or kept under DIR/pki, and every node rendered under DIR with the
+// references of `images` (the cluster's images) in their configurations.
+struct SiteOutput {
+  PkiReport pki;
+  RenderReport nodes;
+};
+Result<SiteOutput> make_site(const Site& site, const std::filesystem::path& dir, const std::vector<ImageSpec>& images,
+                             const PkiOptions& options);
+
 // The site of a plan with one (the manifest's site:) in a tree: its PKI made or kept under
 // `site_dir` (kept there across builds, so a rebuild carries the same keys), every node
 // rendered there, and site/site.yaml, site/nodes/<node>/... copied into `tree`.

@@ -148,6 +148,10 @@ std::string describe_closures(const std::vector<PackageSet>& sets) {
   return out;
 }
 
+PkiOptions pki_options(const BuilderOptions& options) {
+  return {options.key_algorithm == "ecdsa" ? KeyAlgorithm::ecdsa_p256 : KeyAlgorithm::rsa2048, options.rotate};
+}
+
 Status run_site(const BuilderOptions& options) {
   if (!options.check && options.out_dir.empty()) {
     return std::unexpected(
@@ -165,27 +169,16 @@ Status run_site(const BuilderOptions& options) {
   std::optional<PkiReport> pki;
   std::optional<RenderReport> render;
   if (!options.out_dir.empty()) {
-    PkiOptions pki_options;
-    pki_options.rotate = options.rotate;
-    pki_options.algorithm = options.key_algorithm == "ecdsa" ? KeyAlgorithm::ecdsa_p256 : KeyAlgorithm::rsa2048;
-    auto made = generate_site_pki(*site, options.out_dir, pki_options);
-    if (!made) {
-      return std::unexpected(made.error());
-    }
-    pki = std::move(*made);
     auto images = cluster_images(cluster_spec_of(*site), site->kubernetes_version, default_manifests_dir());
     if (!images) {
       return add_context(images.error(), fmt::format("the images of {}'s nodes", site->name));
     }
-    RenderInputs inputs{default_templates_dir(), {}};
-    for (const auto& image : *images) {
-      inputs.images[image.name] = image.ref;
+    auto made = make_site(*site, options.out_dir, *images, pki_options(options));
+    if (!made) {
+      return std::unexpected(made.error());
     }
-    auto rendered = render_site(*site, options.out_dir, inputs);
-    if (!rendered) {
-      return std::unexpected(rendered.error());
-    }
-    render = std::move(*rendered);
+    pki = std::move(made->pki);
+    render = std::move(made->nodes);
   }
   if (options.json) {
     nlohmann::json hosts = nlohmann::json::array();
@@ -359,9 +352,8 @@ Status run_build(const BuilderOptions& options) {
   }
   auto status = assemble_tree(lock->lock, cache, tree);
   if (status && plan->site) {
-    SiteBuild site{options.site_dir.empty() ? options.out_dir / (plan->site->name + ".site") : options.site_dir, {}};
-    site.pki.rotate = options.rotate;
-    site.pki.algorithm = options.key_algorithm == "ecdsa" ? KeyAlgorithm::ecdsa_p256 : KeyAlgorithm::rsa2048;
+    SiteBuild site{options.site_dir.empty() ? options.out_dir / (plan->site->name + ".site") : options.site_dir,
+                   pki_options(options)};
     auto rendered = assemble_site(*plan, site, tree);
     if (rendered) {
       spdlog::info("site {}: {} nodes rendered in {} ({} files written), carried under site/", plan->site->name,
@@ -471,6 +463,16 @@ int builder_main(int argc, char** argv) {
   inspect->add_flag("--json", options.json, "Machine-readable output");
   inspect->callback([&] { chosen = run_inspect; });
 
+  // The site's keys: `site -o` and `build` of a manifest that names a site make them alike.
+  auto add_key_options = [&](CLI::App* command, const char* when) {
+    command->add_flag("--rotate", options.rotate,
+                      fmt::format("{}: make every key, certificate and the bootstrap token anew", when));
+    command
+        ->add_option("--key-algorithm", options.key_algorithm,
+                     fmt::format("{}: rsa (2048 bits, the default) or ecdsa (P-256)", when))
+        ->check(CLI::IsMember({"rsa", "ecdsa"}));
+  };
+
   auto add_fetch_options = [&](CLI::App* command) {
     command->add_option("--cache", options.cache,
                         "Download cache, keyed by SHA-256 (default: $KUBEXM_CACHE, else ~/.cache/kubexm)");
@@ -556,9 +558,7 @@ int builder_main(int argc, char** argv) {
                        "token; kept when present), its kubeconfigs under DIR/kubeconfigs and every node's files "
                        "under DIR/nodes/<node>");
   site->add_flag("--check", options.check, "Validate only; write nothing")->excludes(site_output);
-  site->add_flag("--rotate", options.rotate, "With -o: make every key and certificate anew");
-  site->add_option("--key-algorithm", options.key_algorithm, "rsa (2048 bits, the default) or ecdsa (P-256)")
-      ->check(CLI::IsMember({"rsa", "ecdsa"}));
+  add_key_options(site, "With -o");
   site->add_flag("--json", options.json, "Machine-readable output");
   site->callback([&] { chosen = run_site; });
 
@@ -596,9 +596,7 @@ int builder_main(int argc, char** argv) {
   build->add_option("--site-dir", options.site_dir,
                     "With a manifest that names a site: where its PKI and rendered nodes are kept between "
                     "builds (default: OUTDIR/<site name>.site); the bundle carries site/nodes/<node>/");
-  build->add_flag("--rotate", options.rotate, "With a site: make its keys, certificates and token anew");
-  build->add_option("--key-algorithm", options.key_algorithm, "With a site: rsa (2048 bits, the default) or ecdsa")
-      ->check(CLI::IsMember({"rsa", "ecdsa"}));
+  add_key_options(build, "With a site");
   add_fetch_options(build);
   build->callback([&] { chosen = run_build; });
 

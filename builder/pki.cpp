@@ -74,30 +74,27 @@ Status write_pem(const fs::path& path, const std::string& pem, unsigned mode) {
   return write_file_atomic(path, pem, mode);
 }
 
-Result<Key> read_key(const fs::path& path) {
+// The first PEM object of the file at `path`, read by `parse` (a PEM_read_bio_* function).
+template <typename T, typename Parse>
+Result<std::unique_ptr<T, Free>> read_pem(const fs::path& path, Parse parse, const char* what) {
   auto text = read_text_file(path, 1 << 20);
   if (!text) {
     return std::unexpected(text.error());
   }
   Bio bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
-  if (key == nullptr) {
-    return fail("{} is not a PEM private key: {}", path.string(), openssl_error());
+  T* object = parse(bio.get(), nullptr, nullptr, nullptr);
+  if (object == nullptr) {
+    return fail("{} is not a PEM {}: {}", path.string(), what, openssl_error());
   }
-  return Key(key);
+  return std::unique_ptr<T, Free>(object);
+}
+
+Result<Key> read_key(const fs::path& path) {
+  return read_pem<EVP_PKEY>(path, PEM_read_bio_PrivateKey, "private key");
 }
 
 Result<Cert> read_cert(const fs::path& path) {
-  auto text = read_text_file(path, 1 << 20);
-  if (!text) {
-    return std::unexpected(text.error());
-  }
-  Bio bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
-  X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-  if (cert == nullptr) {
-    return fail("{} is not a PEM certificate: {}", path.string(), openssl_error());
-  }
-  return Cert(cert);
+  return read_pem<X509>(path, PEM_read_bio_X509, "certificate");
 }
 
 // One certificate to make: who it is, what it may do, and for which names.
@@ -279,8 +276,7 @@ const std::vector<KubeconfigClient>& kubeconfig_clients() {
 
 std::string first_service_ip(const Site& site) {
   auto net = parse_ipv4_net(site.service_cidr);
-  auto address = net ? net->address + 1 : 0;
-  return fmt::format("{}.{}.{}.{}", address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255);
+  return ipv4_text(net ? net->address + 1 : 0);
 }
 
 SubjectNames apiserver_names(const Site& site) {
@@ -353,14 +349,12 @@ Result<std::string> make_bootstrap_token() {
   return token;
 }
 
-// pki/bootstrap-token: kept when it is a well-formed token, unless rotating.
-Status ensure_bootstrap_token(const fs::path& pki, const PkiOptions& options, PkiReport& report) {
-  auto path = pki / "bootstrap-token";
-  if (!options.rotate) {
-    if (auto text = read_text_file(path, 4096); text && is_bootstrap_token(trim_newline(*text))) {
-      report.kept.emplace_back("bootstrap-token");
-      return {};
-    }
+// DIR/pki/bootstrap-token: kept when it is a well-formed token, unless rotating.
+Status ensure_bootstrap_token(const fs::path& dir, const PkiOptions& options, PkiReport& report) {
+  auto path = dir / "pki" / "bootstrap-token";
+  if (!options.rotate && read_bootstrap_token(dir)) {
+    report.kept.emplace_back("bootstrap-token");
+    return {};
   }
   auto token = make_bootstrap_token();
   if (!token) {
@@ -461,7 +455,7 @@ Result<PkiReport> generate_site_pki(const Site& site, const fs::path& dir, const
   if (auto status = ensure_service_account(pki, options, report); !status) {
     errors.push_back(status.error());
   }
-  if (auto status = ensure_bootstrap_token(pki, options, report); !status) {
+  if (auto status = ensure_bootstrap_token(dir, options, report); !status) {
     errors.push_back(status.error());
   }
   if (auto status = join_errors(errors); !status) {

@@ -6,14 +6,12 @@
 #include "builder/data_dir.hpp"
 #include "builder/pki.hpp"
 #include "bundle/fs.hpp"
-#include "bundle/sha256.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <mstch/mstch.hpp>
 #include <openssl/evp.h>
-#include <set>
 #include <yaml-cpp/yaml.h>
 
 namespace kubexm {
@@ -37,10 +35,6 @@ std::string base64(std::string_view bytes) {
                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
-}
-
-std::string ipv4_text(std::uint32_t address) {
-  return fmt::format("{}.{}.{}.{}", address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255);
 }
 
 // The templates and the PKI, read once; a missing file is an error naming it.

@@ -10,7 +10,8 @@
 
 namespace kubexm {
 
-// What the rendering needs beyond the site: the images and binary versions of its bundle.
+// What the rendering needs beyond the site: where the templates are, and the references of
+// the images its nodes run (the pause, haproxy, nginx and kube-vip images).
 struct RenderInputs {
   std::filesystem::path templates_dir;
   std::map<std::string, std::string> images; // images.yaml name -> full reference: pause, haproxy, ...

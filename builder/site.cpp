@@ -46,10 +46,6 @@ std::optional<std::uint32_t> parse_ipv4(std::string_view text) {
   return out;
 }
 
-std::string ipv4_text(std::uint32_t address) {
-  return fmt::format("{}.{}.{}.{}", address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255);
-}
-
 bool read_bool(const YAML::Node& node, const char* key, bool fallback, std::string_view where, Problems& problems) {
   auto value = node[key];
   if (!value) {
@@ -394,6 +390,10 @@ void read_site(const YAML::Node& root, Site& site, Problems& problems) {
 }
 
 } // namespace
+
+std::string ipv4_text(std::uint32_t address) {
+  return fmt::format("{}.{}.{}.{}", address >> 24, (address >> 16) & 255, (address >> 8) & 255, address & 255);
+}
 
 bool Ipv4Net::contains(std::uint32_t other) const {
   return (other & mask_of(prefix)) == (address & mask_of(prefix));

@@ -21,6 +21,9 @@ struct Ipv4Net {
   std::string text() const; // "10.96.0.0/12"
 };
 
+// "10.96.0.1": an address in dotted-quad form.
+std::string ipv4_text(std::uint32_t address);
+
 // "10.96.0.0/12", "192.168.1.10" (/32), "192.168.1.10/24"; nothing when it is not one.
 std::optional<Ipv4Net> parse_ipv4_net(std::string_view text);
 
