@@ -20,6 +20,14 @@ pass() {
   echo "ok: $*"
 }
 
+# require_fixture PATH: PATH (relative to the source tree) is test data the repository carries;
+# when it is missing, the test fails with one line saying so and how to get it back.
+require_fixture() {
+  [ -e "$KUBEXM_SOURCE/$1" ] ||
+    fail "missing fixture $1: it is part of the repository; restore it with 'git checkout -- $1'"
+  (cd "$KUBEXM_SOURCE/$1" 2>/dev/null && pwd) || echo "$KUBEXM_SOURCE/$1"
+}
+
 # expect_failure CODE PATTERN CMD...: CMD must exit with CODE and print PATTERN (grep -E) on stderr.
 expect_failure() {
   local code=$1 pattern=$2

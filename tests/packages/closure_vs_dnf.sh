@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # At real scale: the closure kubexm-builder computes from the real CentOS Stream 9 BaseOS
-# and AppStream metadata (../shared/fixtures, about 18,800 packages) is the one dnf computes
+# and AppStream metadata (tests/fixtures, about 18,800 packages) is the one dnf computes
 # from the same repositories, for an empty system and the common set of names that this
 # metadata can satisfy (its conntrack-tools needs a newer libnetfilter_conntrack than it
 # carries: that is reported, as dnf's best=True reports it).
 source "$(dirname "$0")/../lib.sh"
 source "$KUBEXM_SOURCE/tests/packages/fixtures.sh"
 
-FIXTURE=$(cd "$KUBEXM_SOURCE/../shared/fixtures/centos-stream-9-x86_64" && pwd)
+FIXTURE=$(require_fixture tests/fixtures/centos-stream-9-x86_64)
 start_mirror "$FIXTURE"
 mkdir -p "$WORK/profiles" "$WORK/empty"
 cat >"$WORK/profiles/centos-stream-9.yaml" <<EOF

@@ -19,7 +19,18 @@ using test::TempDir;
 using test::write_file;
 
 const fs::path k_profiles = KUBEXM_SOURCE_OS_PROFILES;
-const fs::path k_cs9 = KUBEXM_SHARED_FIXTURES "/centos-stream-9-x86_64";
+const fs::path k_cs9 = KUBEXM_SOURCE_FIXTURES "/centos-stream-9-x86_64";
+
+// A file of the test data the repository carries; when it is missing, one line saying which
+// and how to get it back (instead of a dereferenced error value, which crashed the tests).
+Result<std::string> fixture_text(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    return fail("missing fixture {}: it is part of the repository; restore it with 'git checkout -- tests/fixtures'",
+                path.string());
+  }
+  return read_maybe_compressed(path, path.filename().string());
+}
 
 TEST(ShippedProfiles, EveryProfileLoadsAndMapsEveryRolePackage) {
   auto names = available_profiles(k_profiles);
@@ -99,8 +110,8 @@ TEST(RepoMetadata, ReleaseFilesGiveTheirSha256Section) {
 }
 
 TEST(RepoMetadata, RealRepomdAndPrimaryAreTakenApart) {
-  auto repomd_text = read_text_file(k_cs9 / "baseos/repodata/repomd.xml", 1 << 20);
-  ASSERT_TRUE(repomd_text);
+  auto repomd_text = fixture_text(k_cs9 / "baseos/repodata/repomd.xml");
+  ASSERT_TRUE(repomd_text) << repomd_text.error().message();
   auto repomd = parse_repomd(*repomd_text, "repomd.xml");
   ASSERT_TRUE(repomd) << repomd.error().message();
   auto primary = std::ranges::find(*repomd, "primary", &RepomdEntry::type);
@@ -164,31 +175,90 @@ struct Cs9 {
   std::vector<std::string> primaries;
   std::vector<std::string> filelists;
   std::string comps;
-
-  Cs9() {
-    for (const char* repo : {"baseos", "appstream"}) {
-      auto repomd = parse_repomd(*read_text_file(k_cs9 / repo / "repodata/repomd.xml", 1 << 20), repo);
-      std::string primary;
-      std::string files;
-      for (const auto& entry : *repomd) {
-        auto path = k_cs9 / repo / entry.file.path;
-        if (entry.type == "primary") {
-          primary = *read_maybe_compressed(path, "primary");
-        } else if (entry.type == "filelists") {
-          files = *read_maybe_compressed(path, "filelists");
-        } else if (entry.type == "group_gz" && comps.empty()) {
-          comps = *read_maybe_compressed(path, "comps");
-        }
-      }
-      EXPECT_TRUE(pool.add_repository(repo, primary, files));
-      primaries.push_back(std::move(primary));
-      filelists.push_back(std::move(files));
-    }
-  }
 };
 
+// Loads one repository of `root` (repomd.xml and the files it names) into `cs9`.
+Status load_cs9_repository(const fs::path& root, const char* repo, Cs9& cs9) {
+  auto repomd_text = fixture_text(root / repo / "repodata/repomd.xml");
+  if (!repomd_text) {
+    return std::unexpected(repomd_text.error());
+  }
+  auto repomd = parse_repomd(*repomd_text, repo);
+  if (!repomd) {
+    return std::unexpected(repomd.error());
+  }
+  std::string primary;
+  std::string files;
+  for (const auto& entry : *repomd) {
+    std::string* into = entry.type == "primary" ? &primary
+                        : entry.type == "filelists" ? &files
+                        : entry.type == "group_gz" && cs9.comps.empty() ? &cs9.comps
+                                                                         : nullptr;
+    if (into == nullptr) {
+      continue;
+    }
+    auto text = fixture_text(root / repo / entry.file.path);
+    if (!text) {
+      return std::unexpected(text.error());
+    }
+    *into = std::move(*text);
+  }
+  if (auto status = cs9.pool.add_repository(repo, primary, files); !status) {
+    return status;
+  }
+  cs9.primaries.push_back(std::move(primary));
+  cs9.filelists.push_back(std::move(files));
+  return {};
+}
+
+Result<std::unique_ptr<Cs9>> load_cs9(const fs::path& root = k_cs9) {
+  auto cs9 = std::make_unique<Cs9>();
+  for (const char* repo : {"baseos", "appstream"}) {
+    if (auto status = load_cs9_repository(root, repo, *cs9); !status) {
+      return std::unexpected(status.error());
+    }
+  }
+  return cs9;
+}
+
+// The three solver tests crashed when the metadata was not there: the fixture loader
+// dereferenced the error value of a failed read. Now that is an error naming the file.
+TEST(Fixtures, AMissingFixtureIsAnErrorNamingItNotACrash) {
+  TempDir dir;
+  auto cs9 = load_cs9(dir.path());
+  ASSERT_FALSE(cs9);
+  EXPECT_NE(cs9.error().message().find("missing fixture " + (dir / "baseos/repodata/repomd.xml").string()),
+            std::string::npos)
+      << cs9.error().message();
+  // A repomd.xml naming a primary that is not there: the same, for that file.
+  auto repomd = fixture_text(k_cs9 / "baseos/repodata/repomd.xml");
+  ASSERT_TRUE(repomd) << repomd.error().message();
+  write_file(dir / "baseos/repodata/repomd.xml", *repomd);
+  cs9 = load_cs9(dir.path());
+  ASSERT_FALSE(cs9);
+  EXPECT_NE(cs9.error().message().find("-primary.xml.gz: it is part of the repository"), std::string::npos)
+      << cs9.error().message();
+}
+
+// A pool with nothing loaded (no repository, or only empty ones) answers with errors.
+TEST(Solver, AnEmptyPoolSaysNothingProvidesTheNames) {
+  for (auto format : {PackageFormat::rpm, PackageFormat::deb}) {
+    PackagePool empty(format, format == PackageFormat::rpm ? "x86_64" : "amd64");
+    auto solution = empty.solve({"ipset"}, "empty");
+    ASSERT_FALSE(solution);
+    EXPECT_NE(solution.error().message().find("empty: no package is called or provides 'ipset'"), std::string::npos);
+    PackagePool blank(format, format == PackageFormat::rpm ? "x86_64" : "amd64");
+    ASSERT_TRUE(blank.add_repository("blank", "", ""));
+    ASSERT_TRUE(blank.set_installed("", ""));
+    EXPECT_FALSE(blank.solve({"ipset"}, "blank"));
+    EXPECT_EQ(blank.size(), 0u);
+  }
+}
+
 TEST(Solver, FullClosureOnRealEl9MetadataIsCompleteAndNewest) {
-  Cs9 cs9;
+  auto loaded = load_cs9();
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto& cs9 = **loaded;
   EXPECT_GT(cs9.pool.size(), 15000u);
   auto solution = cs9.pool.solve({"ipset", "socat", "ebtables", "ipvsadm", "iproute"}, "cs9");
   ASSERT_TRUE(solution) << solution.error().message();
@@ -208,7 +278,9 @@ TEST(Solver, FullClosureOnRealEl9MetadataIsCompleteAndNewest) {
 }
 
 TEST(Solver, MinimalClosureLeavesOutTheCoreGroupAndSaysWhatItReliesOn) {
-  Cs9 cs9;
+  auto loaded = load_cs9();
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto& cs9 = **loaded;
   auto core = comps_mandatory(cs9.comps, "core");
   ASSERT_GT(core.size(), 10u);
   EXPECT_NE(std::ranges::find(core, "bash"), core.end());
@@ -247,7 +319,9 @@ TEST(Solver, MinimalClosureLeavesOutTheCoreGroupAndSaysWhatItReliesOn) {
 }
 
 TEST(Solver, EveryProblemIsReportedWithTheTarget) {
-  Cs9 cs9;
+  auto loaded = load_cs9();
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto& cs9 = **loaded;
   auto solution = cs9.pool.solve({"no-such-package", "conntrack-tools", "ipset"}, "centos-9 amd64 role worker");
   ASSERT_FALSE(solution);
   const auto& message = solution.error().message();
