@@ -187,7 +187,7 @@ Status run_site(const BuilderOptions& options) {
     }
     nlohmann::json out = {{"site", site->name},
                           {"valid", true},
-                          {"topology", topology.item},
+                          {"deployment", topology.id},
                           {"description", topology.description},
                           {"hosts", hosts}};
     if (pki) {
@@ -200,7 +200,8 @@ Status run_site(const BuilderOptions& options) {
     }
     return print_stdout(out.dump(2) + "\n");
   }
-  std::string text = fmt::format("{}: valid: seed 002 item {}: {}\n", site->name, topology.item, topology.description);
+  std::string text = fmt::format("{}: valid: one of the 21 deployments (docs/site.md): {}\n  deployment {}\n",
+                                 site->name, topology.description, topology.id);
   for (const auto& host : site->hosts) {
     text += fmt::format("  {:<16} {:<15} {:<5} {}\n", host.name, host.address, host.arch, fmt::join(host.roles, ", "));
   }
@@ -546,7 +547,7 @@ int builder_main(int argc, char** argv) {
   add_fetch_options(resolve);
   resolve->callback([&] { chosen = run_resolve; });
 
-  auto* site = app.add_subcommand("site", "Check a site file (the cluster's deployment, one of seed 002's 21, and "
+  auto* site = app.add_subcommand("site", "Check a site file (which of the 21 deployments of docs/site.md it is, and "
                                           "its hosts; every problem with its line), make its PKI and render every "
                                           "node's configuration");
   site->add_option("-f,--file", options.manifest, "The site file (YAML; see docs/site.md)")

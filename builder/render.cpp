@@ -457,7 +457,7 @@ private:
     out << YAML::Key << "arch" << YAML::Value << m_host.arch;
     out << YAML::Key << "roles" << YAML::Value << YAML::Flow << m_host.roles;
     out << YAML::Key << "cluster" << YAML::Value << m_site.name;
-    out << YAML::Key << "topology" << YAML::Value << YAML::DoubleQuoted << topology;
+    out << YAML::Key << "deployment" << YAML::Value << topology;
     out << YAML::Key << "hosts" << YAML::Value << YAML::BeginSeq;
     if (m_host.has("master") || m_host.has("worker")) {
       out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value << endpoint_address(m_site, m_host)
@@ -854,7 +854,7 @@ Result<RenderReport> render_site(const Site& site, const fs::path& dir, const Re
       errors.push_back(join_errors(node.errors()).error());
       continue;
     }
-    node.emit(topology.item, files);
+    node.emit(topology.id, files);
     report.nodes.push_back(host.name);
   }
   if (auto status = join_errors(errors); !status) {

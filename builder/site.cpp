@@ -1,4 +1,4 @@
-// The site file: reading it, and checking it against the deployments seed 002 lists
+// The site file: reading it, and checking it against the 21 deployments (docs/site.md)
 // (items 9.3 to 9.23) and against itself (names, addresses, networks, roles).
 #include "builder/site.hpp"
 
@@ -272,7 +272,7 @@ void check_networks(const YAML::Node& root, const Site& site, Problems& problems
   }
 }
 
-// The deployments of seed 002 (9.3 to 9.23) and why any other is refused.
+// The 21 deployments (docs/site.md) and why any other is refused.
 void check_topology(const YAML::Node& root, const Site& site, Problems& problems) {
   auto masters = site.with_role("master");
   auto etcds = site.with_role("etcd");
@@ -285,7 +285,7 @@ void check_topology(const YAML::Node& root, const Site& site, Problems& problems
   if (site.kubernetes_type == "kubexm" && site.etcd_type == "kubeadm") {
     problems.add(root["etcd"] ? root["etcd"] : root,
                  "etcd: type: kubeadm runs etcd as kubeadm's static pods, which a kubexm cluster does not have: use "
-                 "type: kubexm (seed 002 has no kubexm cluster with kubeadm etcd)");
+                 "type: kubexm (none of the 21 deployments is a kubexm cluster with kubeadm etcd)");
   }
   if (site.etcd_type == "kubeadm") {
     for (const auto* host : etcds) {
@@ -307,7 +307,7 @@ void check_topology(const YAML::Node& root, const Site& site, Problems& problems
   }
   if (masters.size() == 1) {
     problems.add(lb_node, "loadbalancer: enabled with a single master: a load balancer needs two or more masters "
-                          "(seed 002 9.3-9.5 have it disabled)");
+                          "(a single-master deployment has it disabled)");
   }
   if (lb.mode.empty()) {
     problems.add(lb_node, "loadbalancer: enabled needs a mode: internal, kube-vip or external");
@@ -453,33 +453,29 @@ ClusterSpec cluster_spec_of(const Site& site) {
 }
 
 Topology topology_of(const Site& site) {
-  // 9.3-9.5: one master; 9.6-9.8: several, no load balancer; then three per load balancer,
-  // ordered (kubeadm, kubeadm), (kubeadm, kubexm), (kubexm, kubexm), except external, whose
-  // items alternate kh and kn.
-  int pair = site.kubernetes_type == "kubeadm" ? (site.etcd_type == "kubeadm" ? 0 : 1) : 2;
-  static const int single[] = {3, 5, 4};
-  static const int no_lb[] = {6, 8, 7};
   auto masters = site.with_role("master").size();
   const auto& lb = site.loadbalancer;
-  int item = 0;
-  std::string how;
-  if (!lb.enabled) {
-    item = masters == 1 ? single[pair] : no_lb[pair];
-    how = "no load balancer";
-  } else if (lb.mode == "internal") {
-    item = (lb.type == "haproxy" ? 9 : 12) + pair;
+  bool stacked = site.etcd_type == "kubeadm";
+  std::string lb_id = "no-lb";
+  std::string how = "no load balancer";
+  if (lb.enabled && lb.mode == "internal") {
+    lb_id = "internal-" + lb.type;
     how = fmt::format("internal {} on every node, as {}", lb.type,
                       site.kubernetes_type == "kubeadm" ? "static pods" : "a binary under systemd");
-  } else if (lb.mode == "kube-vip") {
-    item = 15 + pair;
+  } else if (lb.enabled && lb.mode == "kube-vip") {
+    lb_id = "kube-vip";
     how = fmt::format("kube-vip announcing {} from the masters", lb.vip);
-  } else {
-    item = 18 + 2 * pair + (lb.type == "kubexm-kn" ? 1 : 0);
+  } else if (lb.enabled) {
+    lb_id = "external-" + lb.type;
     how = fmt::format("external {} (keepalived + {}) on {} lb hosts with VIP {}", lb.type,
                       lb.type == "kubexm-kh" ? "haproxy" : "nginx", site.with_role("lb").size(), lb.vip);
   }
-  return {fmt::format("9.{}", item), fmt::format("{} cluster, {} etcd, {} master{}, {}", site.kubernetes_type,
-                                                 site.etcd_type, masters, masters == 1 ? "" : "s", how)};
+  auto id = fmt::format("{}/{}/{}/{}", site.kubernetes_type, stacked ? "stacked-etcd" : "kubexm-etcd",
+                        masters == 1 ? "single-master" : "several-masters", lb_id);
+  auto etcd = stacked ? std::string("stacked etcd (static pods on the masters)")
+                      : fmt::format("kubexm etcd (under systemd on {} hosts)", site.with_role("etcd").size());
+  return {id, fmt::format("{} cluster, {}, {} master{}, {}", site.kubernetes_type, etcd, masters,
+                          masters == 1 ? "" : "s", how)};
 }
 
 Result<Site> load_site(const fs::path& path, std::vector<std::string>& warnings) {

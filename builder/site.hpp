@@ -71,10 +71,10 @@ struct Site {
   std::vector<const SiteHost*> with_role(std::string_view role) const;
 };
 
-// Which of seed 002's deployments (items 9.3 to 9.23) a valid site is.
+// Which of the 21 deployments (docs/site.md) a valid site is, named by its shape.
 struct Topology {
-  std::string item;        // "9.9"
-  std::string description; // "kubeadm cluster, kubeadm etcd, 3 masters, internal haproxy as static pods"
+  std::string id;          // "kubeadm/stacked-etcd/several-masters/internal-haproxy"
+  std::string description; // "kubeadm cluster, stacked etcd (static pods on the masters), 3 masters, ..."
 };
 Topology topology_of(const Site& site);
 

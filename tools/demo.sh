@@ -43,8 +43,8 @@ echo "docker-registry on $REGISTRY holds $(image_refs | wc -l) multi-arch images
 
 # The mirror's binaries are Debian's, not upstream's: the catalogue's pinned digests (the real
 # upstream ones) would rightly refuse them, so the demo's manifest pins the mirror's own.
-# The manifest names a site of seed case 9.9 (kubeadm, stacked etcd, three masters, internal
-# haproxy): the bundle carries that cluster's images and every node's rendered files.
+# The manifest names a site of the deployment kubeadm/stacked-etcd/several-masters/internal-haproxy
+# (docs/site.md): the bundle carries that cluster's images and every node's rendered files.
 cat >"$demo/site.yaml" <<'SITE'
 name: demo
 kubernetes: {type: kubeadm, version: 1.32.10}

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Takes a snapshot of etcd member {{node_name}} of {{cluster_name}} and keeps the newest
-# {{etcd_backups_kept}}; rendered by kubexm (seed 002).
+# {{etcd_backups_kept}}; rendered by kubexm.
 set -o errexit -o nounset -o pipefail
 
 backups=/var/backups/kube_etcd

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Renews the kubeadm-managed certificates of {{node_name}} when the earliest expires within
-# 30 days, then restarts the control plane's static pods; rendered by kubexm (seed 002).
+# 30 days, then restarts the control plane's static pods; rendered by kubexm.
 set -o errexit -o nounset -o pipefail
 
 kubeadm=/usr/local/bin/kubeadm

@@ -16,7 +16,7 @@ start_image_registry() {
 }
 
 # images_manifest OUT [extra yaml]: the demo's binaries for a kubeadm cluster with calico and
-# an internal haproxy (the images of seed 9.9), on amd64 and arm64.
+# an internal haproxy (the images of kubeadm/stacked-etcd/several-masters/internal-haproxy), on amd64 and arm64.
 images_manifest() {
   local out=$1
   shift

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# kubexm-builder site --check on the shipped examples (each a valid deployment of seed 002,
-# named by its item) and on a site with several mistakes (exit 2, every one with its line).
+# kubexm-builder site --check on the shipped examples (each a valid deployment of docs/site.md,
+# named by its shape) and on a site with several mistakes (exit 2, every one with its line).
 source "$(dirname "$0")/../lib.sh"
 
-for example in single-master:9.3 internal-haproxy:9.10 kube-vip:9.17 external:9.18; do
-  file="$KUBEXM_SOURCE/manifests/examples/site-${example%:*}.yaml"
+for example in single-master:kubeadm/stacked-etcd/single-master/no-lb \
+  internal-haproxy:kubeadm/kubexm-etcd/several-masters/internal-haproxy \
+  kube-vip:kubexm/kubexm-etcd/several-masters/kube-vip external:kubeadm/stacked-etcd/several-masters/external-kubexm-kh; do
+  file="$KUBEXM_SOURCE/manifests/examples/site-${example%%:*}.yaml" id=${example#*:}
   "$BUILDER" site -f "$file" --check >"$WORK/out" 2>"$WORK/err" || { cat "$WORK/err"; fail "$file was refused"; }
-  grep -q ": valid: seed 002 item ${example#*:}: " "$WORK/out" || { cat "$WORK/out"; fail "$file is not item ${example#*:}"; }
-  "$BUILDER" site -f "$file" --check --json | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["valid"] and r["topology"] == sys.argv[1], r' "${example#*:}" ||
+  grep -q ": valid: one of the 21 deployments (docs/site.md): " "$WORK/out" && grep -qx "  deployment $id" "$WORK/out" ||
+    { cat "$WORK/out"; fail "$file is not $id"; }
+  ! grep -qi "seed\|item" "$WORK/out" || { cat "$WORK/out"; fail "$file: the report speaks of the design's numbering"; }
+  "$BUILDER" site -f "$file" --check --json | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["valid"] and r["deployment"] == sys.argv[1], r' "$id" ||
     fail "$file: the JSON report is wrong"
 done
-pass "the four example sites are valid and name their seed 002 items"
+pass "the four example sites are valid and name their deployments"
 
 cat >"$WORK/bad.yaml" <<'YAML'
 name: s

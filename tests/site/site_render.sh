@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every one of seed 002's 21 deployments renders (kubexm-builder site -o DIR), and what it
+# Every one of the 21 deployments (docs/site.md) renders (kubexm-builder site -o DIR), and what it
 # renders passes the programs that will read it on site: haproxy -c, nginx -t, keepalived
 # -t, systemd-analyze verify of every unit with its drop-ins, openssl verify of every
 # certificate a node gets, kubectl config view of every kubeconfig. Each node has the files
@@ -85,7 +85,7 @@ verify_node() { # SITE-DIR NODE ITEM
   local node=$1/nodes/$2 item=$3 k8s etcd masters mode type
   read -r k8s etcd masters mode type <<<"${KUBEXM_TOPOLOGIES[$item]}"
   has "$node/node.yaml"
-  contains "$node/node.yaml" "topology: \"$item\""
+  contains "$node/node.yaml" "deployment: $(deployment_id "$item")"
   local roles
   roles=$(sed -n 's/^roles: \[\(.*\)\]/\1/p' "$node/node.yaml")
   verify_units "$node"
@@ -222,7 +222,7 @@ for item in $KUBEXM_TOPOLOGY_ITEMS; do
   write_topology "$item" "$site"
   "$BUILDER" site -f "$site" --check --json >"$WORK/check.json" 2>"$WORK/check.err" ||
     { cat "$site" "$WORK/check.err"; fail "$item: the site is refused"; }
-  [ "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["topology"])' <"$WORK/check.json")" = "$item" ] ||
+  [ "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["deployment"])' <"$WORK/check.json")" = "$(deployment_id "$item")" ] ||
     fail "$item: site --check says $(cat "$WORK/check.json")"
   # RSA keys for half the deployments, ECDSA for the others (quicker, and both are supported).
   algorithm=$([ $((${item#9.} % 2)) = 0 ] && echo rsa || echo ecdsa)

@@ -1,5 +1,5 @@
-# Sourced: write_topology ITEM FILE writes a small site file for seed 002's deployment ITEM
-# (9.3 to 9.23). The sites vary what the deployments leave open (runtime, arches, a registry
+# Sourced: write_topology ITEM FILE writes a small site file for the deployment numbered ITEM
+# in docs/site.md's table (9.3 to 9.23). The sites vary what the deployments leave open (runtime, arches, a registry
 # mirror, node-local DNS) so that every template is rendered by one of them.
 # shellcheck shell=bash
 
@@ -16,6 +16,14 @@ declare -A KUBEXM_TOPOLOGIES=(
   [9.22]="kubexm kubexm 3 external kubexm-kh" [9.23]="kubexm kubexm 3 external kubexm-kn"
 )
 KUBEXM_TOPOLOGY_ITEMS="9.3 9.4 9.5 9.6 9.7 9.8 9.9 9.10 9.11 9.12 9.13 9.14 9.15 9.16 9.17 9.18 9.19 9.20 9.21 9.22 9.23"
+
+# deployment_id ITEM: the deployment's name as docs/site.md gives it, from its shape.
+deployment_id() {
+  local k8s etcd masters mode type lb
+  read -r k8s etcd masters mode type <<<"${KUBEXM_TOPOLOGIES[$1]}"
+  case $mode in -) lb=no-lb ;; kube-vip) lb=kube-vip ;; *) lb=$mode-$type ;; esac
+  echo "$k8s/$([ "$etcd" = kubeadm ] && echo stacked || echo kubexm)-etcd/$([ "$masters" = 1 ] && echo single-master || echo several-masters)/$lb"
+}
 
 write_topology() { # ITEM FILE
   local item=$1 file=$2 k8s etcd masters mode type runtime version i

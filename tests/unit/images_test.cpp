@@ -38,7 +38,7 @@ bool has(const std::vector<std::string>& refs, std::string_view ref) {
   return std::ranges::find(refs, ref) != refs.end();
 }
 
-TEST(Images, KubeadmCalicoInternalHaproxyIsSeedCaseNine) {
+TEST(Images, KubeadmStackedEtcdCalicoInternalHaproxy) {
   auto refs = images_of("cluster:\n  loadbalancer: {enabled: true, mode: internal, type: haproxy}\n");
   std::vector<std::string> expected{"docker.io/library/haproxy:3.0.5-alpine",
                                     "quay.io/calico/cni:v3.30.5",

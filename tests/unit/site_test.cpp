@@ -1,5 +1,5 @@
-// The site file: exactly the 21 deployments of seed 002 (9.3 to 9.23) are accepted, each
-// recognised as its item; every other combination, and every mistake of names, addresses
+// The site file: exactly the 21 deployments of docs/site.md are accepted, each recognised by
+// its shape; every other combination, and every mistake of names, addresses
 // and networks, is refused with its reason and line.
 #include "builder/pki.hpp"
 #include "builder/site.hpp"
@@ -63,25 +63,31 @@ Loaded load(const std::string& text) {
   return out;
 }
 
-std::string item_of(const Shape& shape) {
+std::string deployment_of(const Shape& shape) {
   auto loaded = load(site_text(shape));
   EXPECT_TRUE(loaded.site) << site_text(shape) << loaded.error;
-  return loaded.site ? topology_of(*loaded.site).item : std::string();
+  return loaded.site ? topology_of(*loaded.site).id : std::string();
 }
 
 const std::string k_lb_hosts = "  - {name: lb1, address: 10.0.0.5/24, roles: [lb]}\n"
                                "  - {name: lb2, address: 10.0.0.6/24, roles: [lb]}\n";
 
-TEST(Site, TheTwentyOneDeploymentsOfSeed002AreEachTheirItem) {
+TEST(Site, TheTwentyOneDeploymentsAreEachNamedByTheirShape) {
   struct Case {
-    std::string kubernetes, etcd;
-    std::vector<std::string> items; // single, no lb, haproxy, nginx, kube-vip, kh, kn
+    std::string kubernetes, etcd, prefix;
   };
   std::vector<Case> cases = {
-      {"kubeadm", "kubeadm", {"9.3", "9.6", "9.9", "9.12", "9.15", "9.18", "9.19"}},
-      {"kubexm", "kubexm", {"9.4", "9.7", "9.11", "9.14", "9.17", "9.22", "9.23"}},
-      {"kubeadm", "kubexm", {"9.5", "9.8", "9.10", "9.13", "9.16", "9.20", "9.21"}},
+      {"kubeadm", "kubeadm", "kubeadm/stacked-etcd/"},
+      {"kubexm", "kubexm", "kubexm/kubexm-etcd/"},
+      {"kubeadm", "kubexm", "kubeadm/kubexm-etcd/"},
   };
+  const std::vector<std::string> suffixes = {"single-master/no-lb",
+                                             "several-masters/no-lb",
+                                             "several-masters/internal-haproxy",
+                                             "several-masters/internal-nginx",
+                                             "several-masters/kube-vip",
+                                             "several-masters/external-kubexm-kh",
+                                             "several-masters/external-kubexm-kn"};
   std::set<std::string> seen;
   for (const auto& c : cases) {
     std::vector<Shape> shapes = {
@@ -96,24 +102,25 @@ TEST(Site, TheTwentyOneDeploymentsOfSeed002AreEachTheirItem) {
          k_lb_hosts},
     };
     for (std::size_t i = 0; i < shapes.size(); ++i) {
-      auto item = item_of(shapes[i]);
-      EXPECT_EQ(item, c.items[i]) << c.kubernetes << "/" << c.etcd << " shape " << i;
-      seen.insert(item);
+      auto id = deployment_of(shapes[i]);
+      EXPECT_EQ(id, c.prefix + suffixes[i]) << c.kubernetes << "/" << c.etcd << " shape " << i;
+      seen.insert(id);
     }
   }
   EXPECT_EQ(seen.size(), 21u);
 }
 
-TEST(Site, TheExamplesAreValidAndSayWhichItemTheyAre) {
-  std::map<std::string, std::string> expected = {{"site-single-master.yaml", "9.3"},
-                                                 {"site-internal-haproxy.yaml", "9.10"},
-                                                 {"site-kube-vip.yaml", "9.17"},
-                                                 {"site-external.yaml", "9.18"}};
-  for (const auto& [file, item] : expected) {
+TEST(Site, TheExamplesAreValidAndSayWhichDeploymentTheyAre) {
+  std::map<std::string, std::string> expected = {
+      {"site-single-master.yaml", "kubeadm/stacked-etcd/single-master/no-lb"},
+      {"site-internal-haproxy.yaml", "kubeadm/kubexm-etcd/several-masters/internal-haproxy"},
+      {"site-kube-vip.yaml", "kubexm/kubexm-etcd/several-masters/kube-vip"},
+      {"site-external.yaml", "kubeadm/stacked-etcd/several-masters/external-kubexm-kh"}};
+  for (const auto& [file, id] : expected) {
     std::vector<std::string> warnings;
     auto site = load_site(k_examples / file, warnings);
     ASSERT_TRUE(site) << file << ": " << site.error().message();
-    EXPECT_EQ(topology_of(*site).item, item) << file;
+    EXPECT_EQ(topology_of(*site).id, id) << file;
     EXPECT_TRUE(warnings.empty()) << file;
   }
 }
@@ -126,7 +133,7 @@ void expect_refused(const std::string& text, const std::string& reason) {
 
 TEST(Site, EveryOtherCombinationIsRefusedWithItsReason) {
   expect_refused(site_text({"kubexm", "kubeadm", 3, "enabled: false", ""}),
-                 "seed 002 has no kubexm cluster with kubeadm etcd");
+                 "none of the 21 deployments is a kubexm cluster with kubeadm etcd");
   expect_refused(site_text({"kubeadm", "kubeadm", 1, "enabled: true, mode: internal, type: haproxy", ""}),
                  "enabled with a single master");
   expect_refused(site_text({"kubeadm", "kubeadm", 3,
