@@ -129,16 +129,23 @@ std::string describe_closures(const std::vector<PackageSet>& sets) {
     for (const auto& p : set.packages) {
       bytes += p.size;
     }
-    out += fmt::format("{} ({}, {}): {} packages, {}{}\n", set.label(), set.format, set.distro_arch,
+    out += fmt::format("{} ({}, {}): {} packages, {}{}{}\n", set.label(), set.format, set.distro_arch,
                        set.packages.size(), human_bytes(bytes),
-                       set.closure == "minimal" ? fmt::format(", over a base set of {}", set.base.size())
-                                                : std::string(", for an empty system"));
+                       set.closure == "minimal"
+                           ? fmt::format(", over a minimal install of {} packages", set.base_system.size())
+                           : std::string(", for an empty system"),
+                       set.best ? "" : ", older candidates allowed (best: false)");
+    for (const auto& [name, range] : set.pins) {
+      out += fmt::format("  pinned: {} {}\n", name, range);
+    }
     for (const auto& [role, packages] : set.roles) {
       out += fmt::format("  role {} ({}): {} packages\n", role, fmt::join(packages.requested, " "),
                          packages.install.size());
       for (const auto& file : packages.install) {
         const auto* p = set.find_file(file);
-        out += fmt::format("    {} {} {}\n", p->name, p->evr, p->arch);
+        out += fmt::format("    {} {} {}{}\n", p->name, p->evr, p->arch,
+                           p->newest.empty() ? std::string()
+                                             : fmt::format(" (older than the newest {}: {})", p->newest, p->why_older));
       }
       for (const auto& base : packages.relies_on) {
         out += fmt::format("    relies on base {} {} ({})\n", base.name, base.evr, base.needed_by);

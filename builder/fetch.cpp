@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -231,6 +232,10 @@ struct Attempt {
   std::optional<std::uint64_t> range_start; // from a 206 answer's Content-Range
   TransferDisplay* display = nullptr;
   std::size_t slot = 0;
+  std::string if_none_match;     // validators sent with a conditional request
+  std::string if_modified_since;
+  std::string etag;              // validators the answer carried
+  std::string last_modified;
 };
 
 std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user) {
@@ -263,10 +268,35 @@ std::size_t on_write(char* data, std::size_t size, std::size_t count, void* user
   return size * count;
 }
 
-// Notes where a 206 answer's range starts ("Content-Range: bytes 100-999/1000").
+// The value of header line `line` when it is `name` (lower case, with ": "), trimmed.
+std::optional<std::string_view> header_value(std::string_view line, std::string_view name) {
+  if (line.size() <= name.size() || !std::ranges::equal(line.substr(0, name.size()), name, [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      })) {
+    return std::nullopt;
+  }
+  auto value = line.substr(name.size());
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
+    value.remove_suffix(1);
+  }
+  return value;
+}
+
+// Notes where a 206 answer's range starts ("Content-Range: bytes 100-999/1000"), and the
+// answer's validators.
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
   auto* attempt = static_cast<Attempt*>(user);
   std::string_view line(data, size * count);
+  if (line.starts_with("HTTP/")) { // a redirect's headers are not the answer's
+    attempt->etag.clear();
+    attempt->last_modified.clear();
+  }
+  if (auto etag = header_value(line, "etag: ")) {
+    attempt->etag = *etag;
+  }
+  if (auto modified = header_value(line, "last-modified: ")) {
+    attempt->last_modified = *modified;
+  }
   constexpr std::string_view prefix = "content-range: bytes ";
   if (line.size() > prefix.size() && std::ranges::equal(line.substr(0, prefix.size()), prefix, [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == b;
@@ -369,11 +399,20 @@ Outcome perform(CURL* curl, const std::string& url, const FetchOptions& options,
   if (attempt.offset > 0) {
     curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
   }
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(nullptr, curl_slist_free_all);
+  for (const auto& [name, value] : {std::pair{"If-None-Match", &attempt.if_none_match},
+                                    std::pair{"If-Modified-Since", &attempt.if_modified_since}}) {
+    if (!value->empty()) {
+      headers.reset(curl_slist_append(headers.release(), fmt::format("{}: {}", name, *value).c_str()));
+    }
+  }
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get());
   attempt.curl = curl;
   Outcome outcome;
   outcome.rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &outcome.code);
-  bool http_ok = outcome.code == 200 || outcome.code == 206;
+  bool conditional = !attempt.if_none_match.empty() || !attempt.if_modified_since.empty();
+  bool http_ok = outcome.code == 200 || outcome.code == 206 || (conditional && outcome.code == 304);
   if (outcome.rc == CURLE_OK && http_ok) {
     return outcome;
   }
@@ -552,6 +591,46 @@ bool intact(const Cache& cache, const std::string& hex, std::string_view label, 
   return false;
 }
 
+// What a URL last answered (a revalidated download): its validators and the cached object.
+struct Answer {
+  std::string etag;
+  std::string last_modified;
+  std::string sha256;
+  std::uint64_t size = 0;
+};
+
+fs::path answer_path(const Cache& cache, const std::string& url) {
+  return cache.root() / "answers" / (to_hex(sha256_of(url)) + ".json");
+}
+
+std::optional<Answer> cached_answer(const Cache& cache, const std::string& url) {
+  auto text = read_text_file(answer_path(cache, url), 1 << 16);
+  auto json = text ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+  if (!json.is_object() || json.value("url", "") != url) {
+    return std::nullopt;
+  }
+  Answer answer{json.value("etag", ""), json.value("last_modified", ""), json.value("sha256", ""),
+                json.value("size", std::uint64_t{0})};
+  if (answer.sha256.size() != 64 || !cache.has(answer.sha256, answer.size) ||
+      (answer.etag.empty() && answer.last_modified.empty())) {
+    return std::nullopt;
+  }
+  return answer;
+}
+
+// Keeps what `url` answered for the next run's conditional request; a server that sends no
+// validators is asked unconditionally.
+void keep_answer(const Cache& cache, const std::string& url, const Attempt& attempt, const Downloaded& downloaded) {
+  if (attempt.etag.empty() && attempt.last_modified.empty()) {
+    return;
+  }
+  nlohmann::json json = {{"url", url},         {"etag", attempt.etag}, {"last_modified", attempt.last_modified},
+                         {"sha256", downloaded.sha256}, {"size", downloaded.size}};
+  std::error_code ec;
+  fs::create_directories(answer_path(cache, url).parent_path(), ec);
+  (void)write_file_atomic(answer_path(cache, url), json.dump() + "\n");
+}
+
 Result<Downloaded> download_one(CURL* curl, const Download& download, const Cache& cache, const FetchOptions& options,
                                 TransferDisplay& display) {
   if (download.sha256) {
@@ -580,12 +659,17 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
     (*sink)->restart();
   }
   bool from_scratch = false;
+  auto earlier = download.revalidate && !download.sha256 ? cached_answer(cache, url) : std::nullopt;
   for (unsigned attempt_number = 0;; ++attempt_number) {
     Attempt attempt;
     attempt.sink = sink->get();
     attempt.offset = (*sink)->size();
     attempt.display = &display;
     attempt.slot = display.start(download.label, url);
+    if (earlier) {
+      attempt.if_none_match = earlier->etag;
+      attempt.if_modified_since = earlier->last_modified;
+    }
     auto started = std::chrono::steady_clock::now();
     // A partial that already holds every byte (a run killed before it was cached) needs no transfer.
     Outcome outcome;
@@ -618,6 +702,11 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
                 fmt::format("{}: {}: {}{}", download.label, where(url, download.url), outcome.error,
                             outcome.retry ? fmt::format(" (gave up after {} attempts)", attempt_number + 1) : "")));
     }
+    if (earlier && outcome.code == 304) {
+      (*sink)->discard();
+      display.not_modified(attempt.slot);
+      return Downloaded{earlier->sha256, earlier->size, true};
+    }
     auto resumed_from = attempt.offset; // 0 when the server sent the whole file
     auto size = (*sink)->size();
     auto digest = (*sink)->finish();
@@ -646,7 +735,11 @@ Result<Downloaded> download_one(CURL* curl, const Download& download, const Cach
       return std::unexpected(status.error());
     }
     display.finish(attempt.slot, size, seconds, resumed_from);
-    return Downloaded{digest, size, false};
+    Downloaded downloaded{digest, size, false};
+    if (download.revalidate) {
+      keep_answer(cache, url, attempt, downloaded);
+    }
+    return downloaded;
   }
 }
 

@@ -72,6 +72,10 @@ struct Download {
   std::string label;                 // "containerd 1.7.24 arm64"
   std::optional<std::string> sha256; // expected digest, when known
   std::optional<std::uint64_t> size; // expected size, when known
+  // Without a digest: ask with the validators (ETag, Last-Modified) of the answer cached for
+  // this URL, and take the server's 304 Not Modified as that answer again (InRelease,
+  // repomd.xml, which say what is current and are asked for every run).
+  bool revalidate = false;
 };
 
 // What a download brought: its digest and size, and where it is in the cache.

@@ -159,6 +159,13 @@ void compare_package_sets(const Lock& lock, const Plan& plan, std::vector<std::s
           differences.push_back(fmt::format("{} {}: the packages of role {} changed", profile.name, arch, role));
         }
       }
+      std::map<std::string, std::string> pins;
+      for (const auto& [name, pin] : profile.pins) {
+        pins[name] = pin.text;
+      }
+      if (locked->best != profile.best || locked->pins != pins) {
+        differences.push_back(fmt::format("{} {}: best: or pins: changed", profile.name, arch));
+      }
       for (const auto& repository : profile.repositories) {
         auto base = profile.repository_url(repository, arch) + "/";
         if (std::ranges::none_of(locked->metadata, [&](const MetadataRecord& m) { return m.url.starts_with(base); })) {

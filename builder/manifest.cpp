@@ -302,8 +302,39 @@ void read_pins(const YAML::Node& root, const std::map<std::string, ComponentSpec
 
 // --- the user's manifest -------------------------------------------------------------------------
 
-// packages: {closure: minimal|full|none, extra: [...]}
-void read_package_options(const YAML::Node& root, Plan& plan, Problems& problems) {
+// The manifest's say over how the closures pick versions: packages: {best, pins}.
+struct PackagePolicy {
+  std::optional<bool> best;
+  std::map<std::string, std::map<std::string, VersionPin>> pins; // profile -> package -> range
+  YAML::Node pins_node;
+};
+
+void read_package_policy(const YAML::Node& packages, PackagePolicy& policy, Problems& problems) {
+  if (auto best = packages["best"]) {
+    auto text = best.IsScalar() ? best.Scalar() : std::string();
+    if (text != "true" && text != "false") {
+      problems.add(best, "packages: best: expected true or false (false: an older candidate where the newest "
+                         "cannot be installed, as dnf's best=False)");
+    }
+    policy.best = text != "false";
+  }
+  auto pins = packages["pins"];
+  if (!pins) {
+    return;
+  }
+  policy.pins_node.reset(pins);
+  if (!policy.pins_node.IsMap()) {
+    problems.add(policy.pins_node, "packages: pins: expected os-profile names mapped to {package: version range}");
+    return;
+  }
+  for (const auto& item : policy.pins_node) {
+    auto profile = key_of(item);
+    read_version_pins(item.second, policy.pins[profile], fmt::format("packages: pins: {}", profile), problems);
+  }
+}
+
+// packages: {closure: minimal|full|none, extra: [...], best: bool, pins: {...}}
+void read_package_options(const YAML::Node& root, Plan& plan, PackagePolicy& policy, Problems& problems) {
   static const std::regex closure("minimal|full|none");
   static const std::regex package_name("[A-Za-z0-9][A-Za-z0-9._+-]*");
   auto packages = root["packages"];
@@ -314,7 +345,8 @@ void read_package_options(const YAML::Node& root, Plan& plan, Problems& problems
     problems.add(packages, "packages: expected {closure: minimal|full|none, extra: [names]}");
     return;
   }
-  check_keys(packages, {"closure", "extra"}, "packages: ", problems);
+  check_keys(packages, {"closure", "extra", "best", "pins"}, "packages: ", problems);
+  read_package_policy(packages, policy, problems);
   if (packages["closure"]) {
     plan.bundle.closure = read_scalar(packages, "closure", closure,
                                       "minimal (over the OS's base set), full (for hosts stripped below a minimal "
@@ -333,6 +365,7 @@ struct UserManifest {
   std::map<std::string, std::string> versions;
   std::vector<std::string> extra_images;
   std::string site; // as written
+  PackagePolicy package_policy;
 };
 
 // The manifest's site: file, read, and checked against what the bundle carries: the
@@ -408,7 +441,7 @@ void read_user_manifest(const YAML::Node& root, Plan& plan, UserManifest& user, 
     user.components = read_list(root, "components", k_name_pattern, "component names", problems);
   }
   read_version_map(root, "versions", k_version_pattern, "a version like 1.7.24", user.versions, problems);
-  read_package_options(root, plan, problems);
+  read_package_options(root, plan, user.package_policy, problems);
   if (root["cluster"]) {
     plan.cluster = read_cluster(root["cluster"], problems);
   }
@@ -589,8 +622,27 @@ fs::path default_manifests_dir() {
   return data_dir("KUBEXM_MANIFESTS", "manifests", "catalogue.yaml", KUBEXM_SOURCE_MANIFESTS);
 }
 
+// The manifest's best and pins over the profiles' own.
+void apply_package_policy(const PackagePolicy& policy, Plan& plan, Problems& problems) {
+  for (auto& profile : plan.profiles) {
+    if (policy.best) {
+      profile.best = *policy.best;
+    }
+    if (auto pins = policy.pins.find(profile.name); pins != policy.pins.end()) {
+      for (const auto& [name, pin] : pins->second) {
+        profile.pins[name] = pin;
+      }
+    }
+  }
+  for (const auto& [name, _] : policy.pins) {
+    if (std::ranges::find(plan.bundle.os_profiles, name) == plan.bundle.os_profiles.end()) {
+      problems.add(policy.pins_node, fmt::format("packages: pins: '{}' is not one of the bundle's os_profiles", name));
+    }
+  }
+}
+
 // The profiles and package sets a plan with OS packages needs.
-void read_package_plan(Plan& plan, const fs::path& os_profiles_dir, Problems& problems) {
+void read_package_plan(Plan& plan, const PackagePolicy& policy, const fs::path& os_profiles_dir, Problems& problems) {
   if (plan.bundle.closure == "none" || plan.bundle.os_profiles.empty()) {
     return;
   }
@@ -617,6 +669,7 @@ void read_package_plan(Plan& plan, const fs::path& os_profiles_dir, Problems& pr
   }
   plan.profiles = std::move(*profiles);
   plan.package_sets = std::move(*sets);
+  apply_package_policy(policy, plan, problems);
 }
 
 Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, const fs::path& os_profiles_dir,
@@ -671,7 +724,7 @@ Result<Plan> load_plan(const fs::path& manifest, const fs::path& manifests_dir, 
   if (!closure.empty()) {
     plan.bundle.closure = closure;
   }
-  read_package_plan(plan, os_profiles_dir, profile_problems);
+  read_package_plan(plan, user.package_policy, os_profiles_dir, profile_problems);
   Problems all("");
   for (const auto* part : {&user_problems, &catalogue_problems, &checksum_problems, &release_problems, &image_problems,
                            &profile_problems}) {

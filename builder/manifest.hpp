@@ -88,7 +88,8 @@ struct Plan {
   std::filesystem::path manifest_path;
   BundleIdentity bundle;
   std::vector<Artifact> artifacts; // sorted by component, version, arch
-  std::vector<OsProfile> profiles; // bundle.os_profiles, read (empty when closure is none)
+  std::vector<OsProfile> profiles; // bundle.os_profiles, read (empty when closure is none), with
+                                   // the manifest's packages: best and pins applied
   PackageSets package_sets;
   std::optional<ClusterSpec> cluster; // the manifest's cluster: section, when it has one
   std::vector<ImageSpec> images;      // what the cluster needs and the manifest adds; by reference

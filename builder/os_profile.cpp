@@ -22,6 +22,8 @@ const std::regex k_glob("[A-Za-z0-9.*?_-]+");
 const std::regex k_url("(\\{mirror\\}|https?://)[^ ]*");
 const std::regex k_package_name("[A-Za-z0-9][A-Za-z0-9._+-]*");
 
+const std::regex k_pin_bound("\\s*(<=|>=|<|>|=)\\s*([0-9][A-Za-z0-9.+~:_-]*)\\s*");
+
 // A list of scalars matching `pattern`, or nothing when the key is absent.
 std::vector<std::string> optional_list(const YAML::Node& node, const char* key, const std::regex& pattern,
                                        std::string_view expected, Problems& problems) {
@@ -93,7 +95,7 @@ void read_base(const YAML::Node& root, OsProfile& profile, Problems& problems) {
     problems.add(base ? base : root, "'base' must say where the base set comes from (from: ...)");
     return;
   }
-  check_keys(base, {"from", "packages", "add", "remove"}, "base: ", problems);
+  check_keys(base, {"from", "packages", "add", "remove", "repositories"}, "base: ", problems);
   auto from = read_scalar(base, "from", k_word, "priority-required, comps-core or list", problems);
   if (from == "priority-required" && profile.format == PackageFormat::deb) {
     profile.base_from = BaseSource::priority_required;
@@ -101,13 +103,35 @@ void read_base(const YAML::Node& root, OsProfile& profile, Problems& problems) {
     profile.base_from = BaseSource::comps_core;
   } else if (from == "list") {
     profile.base_from = BaseSource::list;
-    profile.base_packages = read_list(base, "packages", k_package_name, "package names", problems);
+    // An empty list is an empty system: a closure then carries everything, as `full` does.
+    profile.base_packages = read_list(base, "packages", k_package_name, "package names", problems, Empty::allowed);
   } else if (!from.empty()) {
     problems.add(base["from"], fmt::format("base: from: '{}' is not {} or list", from,
                                            profile.format == PackageFormat::deb ? "priority-required" : "comps-core"));
   }
   profile.base_add = optional_list(base, "add", k_package_name, "package names", problems);
   profile.base_remove = optional_list(base, "remove", k_package_name, "package names", problems);
+  profile.base_repositories = optional_list(base, "repositories", k_word, "repository names", problems);
+  for (const auto& name : profile.base_repositories) {
+    if (std::ranges::find(profile.repositories, name, &RepositorySpec::name) == profile.repositories.end()) {
+      problems.add(base["repositories"], fmt::format("base: repositories: '{}' is not one of the profile's "
+                                                     "repositories",
+                                                     name));
+    }
+  }
+}
+
+// best: true|false, pins: {name: range}: how a closure picks among a package's versions.
+void read_policy(const YAML::Node& root, OsProfile& profile, Problems& problems) {
+  if (auto best = root["best"]) {
+    auto text = best.IsScalar() ? best.Scalar() : std::string();
+    if (text != "true" && text != "false") {
+      problems.add(best, "best: expected true (the newest candidate or an error) or false (an older candidate "
+                         "where the newest cannot be installed)");
+    }
+    profile.best = text != "false";
+  }
+  read_version_pins(root["pins"], profile.pins, "pins", problems);
 }
 
 void read_names(const YAML::Node& root, OsProfile& profile, Problems& problems) {
@@ -130,7 +154,7 @@ std::optional<OsProfile> read_profile(const fs::path& path, const std::string& n
   }
   check_keys(root,
              {"format", "name", "os", "version", "match", "package_format", "installer", "arches", "mirror",
-              "repositories", "base", "names"},
+              "repositories", "base", "names", "best", "pins"},
              "", problems);
   OsProfile profile;
   if (root["format"].as<int>(0) != 1) {
@@ -162,10 +186,53 @@ std::optional<OsProfile> read_profile(const fs::path& path, const std::string& n
   }
   read_base(root, profile, problems);
   read_names(root, profile, problems);
+  read_policy(root, profile, problems);
   return profile;
 }
 
 } // namespace
+
+Result<VersionPin> parse_version_pin(std::string_view text) {
+  VersionPin pin{std::string(text), {}};
+  std::string rest(text);
+  std::smatch match;
+  for (;;) {
+    auto comma = rest.find(',');
+    auto bound = rest.substr(0, comma);
+    if (!std::regex_match(bound, match, k_pin_bound)) {
+      return fail("'{}' is not a version range like '< 1.4.7' or '>= 1.4.5, < 1.4.7' (a bound is one of < <= = "
+                  ">= > and a version)",
+                  text);
+    }
+    pin.bounds.push_back({match[1].str(), match[2].str()});
+    if (comma == std::string::npos) {
+      return pin;
+    }
+    rest = rest.substr(comma + 1);
+  }
+}
+
+void read_version_pins(const YAML::Node& node, std::map<std::string, VersionPin>& pins, std::string_view where,
+                       Problems& problems) {
+  if (!node) {
+    return;
+  }
+  if (!node.IsMap()) {
+    problems.add(node, fmt::format("{}: expected package names mapped to version ranges ('< 1.4.7')", where));
+    return;
+  }
+  for (const auto& item : node) {
+    auto name = key_of(item);
+    auto pin = parse_version_pin(item.second.IsScalar() ? item.second.Scalar() : std::string());
+    if (!std::regex_match(name, k_package_name)) {
+      problems.add(item.first, fmt::format("{}: '{}' is not a package name", where, name));
+    } else if (!pin) {
+      problems.add(item.second, fmt::format("{}: {}: {}", where, name, pin.error().message()));
+    } else {
+      pins[name] = std::move(*pin);
+    }
+  }
+}
 
 std::string OsProfile::repository_url(const RepositorySpec& repository, std::string_view arch) const {
   auto found = repository.url_by_arch.find(std::string(arch));

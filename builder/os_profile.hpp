@@ -9,7 +9,13 @@
 #include <string_view>
 #include <vector>
 
+namespace YAML {
+class Node;
+}
+
 namespace kubexm {
+
+class Problems;
 
 // How a distribution packages software.
 enum class PackageFormat { deb, rpm };
@@ -20,6 +26,27 @@ enum class BaseSource {
   comps_core,        // rpm: the mandatory packages of the comps group "core"
   list,              // the profile's own list
 };
+
+// One bound of a version range: an operator (<, <=, =, >=, >) and a version ([epoch:]v[-r]).
+struct VersionBound {
+  std::string op;
+  std::string evr;
+};
+
+// A version range a package is held to, as a profile or manifest writes it: "< 1.4.7",
+// ">= 1.4.5, < 1.4.7". Every bound must hold.
+struct VersionPin {
+  std::string text;
+  std::vector<VersionBound> bounds;
+};
+
+// Reads a version range; an error says what is wrong with it.
+Result<VersionPin> parse_version_pin(std::string_view text);
+
+// Reads `pins:` (package name -> version range) into `pins`; every problem with its line,
+// prefixed by `where`.
+void read_version_pins(const YAML::Node& node, std::map<std::string, VersionPin>& pins, std::string_view where,
+                       Problems& problems);
 
 // One repository of a distribution, as os-profiles/<name>.yaml describes it.
 struct RepositorySpec {
@@ -45,9 +72,14 @@ struct OsProfile {
   std::string mirror;                        // the default {mirror}
   std::vector<RepositorySpec> repositories;
   BaseSource base_from = BaseSource::list;
-  std::vector<std::string> base_packages; // BaseSource::list
-  std::vector<std::string> base_add;
-  std::vector<std::string> base_remove;
+  std::vector<std::string> base_packages;     // BaseSource::list (may be empty: an empty system)
+  std::vector<std::string> base_add;          // package names the minimal installer adds
+  std::vector<std::string> base_remove;       // package names a minimal install never has
+  std::vector<std::string> base_repositories; // where the release point's versions are; empty: all
+  // The newest candidate of each package or an error (dnf's best=True); false allows an
+  // older one where the newest cannot be installed (best=False), reported per package.
+  bool best = true;
+  std::map<std::string, VersionPin> pins; // package name -> the versions it may take
   // kubexm's package names -> this distribution's; nullopt: not used here.
   std::map<std::string, std::optional<std::string>> names;
 

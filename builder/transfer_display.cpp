@@ -122,4 +122,12 @@ void TransferDisplay::cached() {
   ++m_finished;
 }
 
+void TransferDisplay::not_modified(std::size_t slot) {
+  std::lock_guard lock(m_mutex);
+  auto label = m_active[slot].label;
+  m_active.erase(slot);
+  ++m_finished;
+  print_line(fmt::format("unchanged {}: not modified since it was cached", label));
+}
+
 } // namespace kubexm

@@ -30,6 +30,8 @@ public:
   void fail(std::size_t slot);
   // A file was already in the cache.
   void cached();
+  // The server said the cached answer is still current (304 Not Modified).
+  void not_modified(std::size_t slot);
 
 private:
   struct Active {

@@ -73,6 +73,9 @@ nlohmann::json package_set_json(const PackageSet& set) {
                         {"file", p.file},
                         {"size", p.size},
                         {"sha256", p.sha256}});
+    if (!p.newest.empty()) {
+      packages.back()["older"] = {{"newest", p.newest}, {"why", p.why_older}};
+    }
   }
   nlohmann::json roles = nlohmann::json::object();
   for (const auto& [role, r] : set.roles) {
@@ -82,7 +85,7 @@ nlohmann::json package_set_json(const PackageSet& set) {
     }
     roles[role] = {{"requested", r.requested}, {"install", r.install}, {"relies_on", relies}};
   }
-  return {{"profile", set.profile},
+  nlohmann::json out = {{"profile", set.profile},
           {"os", set.os},
           {"version", set.version},
           {"arch", set.arch},
@@ -95,6 +98,19 @@ nlohmann::json package_set_json(const PackageSet& set) {
           {"base", set.base},
           {"packages", packages},
           {"roles", roles}};
+  if (!set.base_system.empty()) {
+    auto& base = out["base_system"] = nlohmann::json::array();
+    for (const auto& p : set.base_system) {
+      base.push_back({{"name", p.name}, {"evr", p.evr}, {"arch", p.arch}});
+    }
+  }
+  if (!set.best) {
+    out["best"] = false;
+  }
+  if (!set.pins.empty()) {
+    out["pins"] = set.pins;
+  }
+  return out;
 }
 
 Result<PackageSet> parse_package_set(const nlohmann::json& json, std::string_view what) {
@@ -129,7 +145,23 @@ Result<PackageSet> parse_package_set(const nlohmann::json& json, std::string_vie
   for (std::size_t i = 0; packages.is_array() && i < packages.size(); ++i) {
     Fields p(packages[i], fmt::format("{} package {}", where, i + 1), problems);
     set.packages.push_back({p.text("name"), p.text("evr"), p.text("arch"), p.text("repository"), p.text("url"),
-                            p.text("file", k_file), p.number("size"), p.text("sha256", k_hex)});
+                            p.text("file", k_file), p.number("size"), p.text("sha256", k_hex), "", ""});
+    if (const auto& older = p.at("older"); older.is_object()) {
+      Fields o(older, fmt::format("{} package {} older", where, i + 1), problems);
+      set.packages.back().newest = o.text("newest");
+      set.packages.back().why_older = o.text("why");
+    }
+  }
+  const auto& base_system = fields.at("base_system");
+  for (std::size_t i = 0; base_system.is_array() && i < base_system.size(); ++i) {
+    Fields b(base_system[i], fmt::format("{} base_system {}", where, i + 1), problems);
+    set.base_system.push_back({b.text("name"), b.text("evr"), b.text("arch")});
+  }
+  set.best = !fields.at("best").is_boolean() || fields.at("best").get<bool>();
+  if (const auto& pins = fields.at("pins"); pins.is_object()) {
+    for (const auto& [name, range] : pins.items()) {
+      set.pins[name] = range.is_string() ? range.get<std::string>() : std::string();
+    }
   }
   read_roles(fields.at("roles"), set, where, problems);
   if (!problems.empty()) {

@@ -20,7 +20,10 @@ namespace kubexm {
 //    "match": {"id": ["debian"], "like": [], "version_id": "12*"},
 //    "metadata": [{"repository", "kind", "url", "sha256", "size"}, ...],
 //    "base": ["base-files", ...],
-//    "packages": [{"name", "evr", "arch", "repository", "url", "file", "size", "sha256"}, ...],
+//    "base_system": [{"name", "evr", "arch"}, ...],      (minimal: the modelled minimal install)
+//    "best": false, "pins": {"conntrack-tools": "< 1.4.7"},   (only when not the default)
+//    "packages": [{"name", "evr", "arch", "repository", "url", "file", "size", "sha256",
+//                  "older": {"newest", "why"}}, ...],       (older: only for an older candidate)
 //    "roles": {"worker": {"requested": [...], "install": [file, ...],
 //                         "relies_on": [{"name", "evr", "needed_by", "requires"}, ...]}, ...}}
 
@@ -43,6 +46,15 @@ struct PackageRecord {
   std::string file; // its name in the bundle's package directory
   std::uint64_t size = 0;
   std::string sha256;
+  std::string newest;    // when an older candidate was taken (best: false): the newest's version,
+  std::string why_older; // and why it could not be installed
+};
+
+// A package of the modelled minimal install.
+struct BasePackage {
+  std::string name;
+  std::string evr;
+  std::string arch;
 };
 
 // A base package a role's closure counts on finding installed, and why.
@@ -73,8 +85,11 @@ struct PackageSet {
   std::vector<std::string> like; // ID_LIKE values,
   std::string version_id;        // and a VERSION_ID glob
   std::vector<MetadataRecord> metadata;
-  std::vector<std::string> base;
-  std::vector<PackageRecord> packages; // sorted by name, arch, evr
+  std::vector<std::string> base;          // the base set's names, as the profile gives them
+  std::vector<BasePackage> base_system;   // what a minimal install has, at its release's versions
+  bool best = true;                       // false: older candidates were allowed
+  std::map<std::string, std::string> pins; // package name -> version range
+  std::vector<PackageRecord> packages;    // sorted by name, arch, evr
   std::map<std::string, RolePackages> roles;
 
   // "packages/<os>/<version>/<arch>"

@@ -72,10 +72,11 @@ std::string expand(std::string text, std::string_view name, std::string_view val
 }
 
 std::vector<std::string> read_list(const YAML::Node& root, const char* key, const std::regex& pattern,
-                                   std::string_view expected, Problems& problems) {
+                                   std::string_view expected, Problems& problems, Empty empty) {
   auto node = root[key];
-  if (!node || !node.IsSequence() || node.size() == 0) {
-    problems.add(node ? node : root, fmt::format("'{}' must be a non-empty list of {}", key, expected));
+  if (!node || !node.IsSequence() || (node.size() == 0 && empty == Empty::refused)) {
+    problems.add(node ? node : root, fmt::format("'{}' must be a {}list of {}", key,
+                                                 empty == Empty::refused ? "non-empty " : "", expected));
     return {};
   }
   std::vector<std::string> values;

@@ -15,10 +15,13 @@ namespace kubexm {
 // Field readers shared by bundle.yaml and the builder's manifests, so both report the same
 // mistakes the same way.
 
-// The non-empty list of distinct scalars matching `pattern` under `key`; every bad item is
-// a problem.
+// Whether a list may be given empty.
+enum class Empty { refused, allowed };
+
+// The list of distinct scalars matching `pattern` under `key` (non-empty unless allowed);
+// every bad item is a problem.
 std::vector<std::string> read_list(const YAML::Node& root, const char* key, const std::regex& pattern,
-                                   std::string_view expected, Problems& problems);
+                                   std::string_view expected, Problems& problems, Empty empty = Empty::refused);
 
 using Keys = std::initializer_list<const char*>;
 

@@ -20,6 +20,7 @@ support (206 Partial Content) and faults to order, for tests and the demo.
 """
 
 import argparse
+import email.utils
 import http.server
 import os
 import re
@@ -97,9 +98,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return start if start < size or (start == 0 and size == 0) else None
 
     def send_file(self, local):
-        """A file as it is, with sendfile: fast enough that downloads, not the server, are measured."""
+        """A file as it is, with sendfile: fast enough that downloads, not the server, are measured.
+        Validators as nginx and Apache send them (ETag from mtime and size, Last-Modified), and
+        a matching If-None-Match or If-Modified-Since answered 304, so revalidation is real."""
         with open(local, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+            stat = os.fstat(f.fileno())
+            size = stat.st_size
+            etag = f'"{int(stat.st_mtime):x}-{size:x}"'
+            modified = email.utils.formatdate(int(stat.st_mtime), usegmt=True)
+            since = self.headers.get("If-Modified-Since")
+            if self.headers.get("If-None-Match") == etag or (
+                    "If-None-Match" not in self.headers and since and self.not_modified_since(since, stat.st_mtime)):
+                return self.answer(304, headers=[("ETag", etag), ("Last-Modified", modified)])
             start = self.range_start(size)
             if start is None:
                 return self.answer(416, headers=[("Content-Range", f"bytes */{size}")])
@@ -107,6 +117,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(206 if partial else 200)
             self.send_header("Content-Length", str(size - start))
             self.send_header("Accept-Ranges", "bytes")
+            self.send_header("ETag", etag)
+            self.send_header("Last-Modified", modified)
             if partial:
                 self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
             self.end_headers()
@@ -124,6 +136,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     break
                 offset += sent
             self.record(206 if partial else 200, offset - start)
+
+    @staticmethod
+    def not_modified_since(since, mtime):
+        try:
+            return int(mtime) <= email.utils.parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError):
+            return False
 
     def do_HEAD(self):
         self.do_GET()

@@ -82,8 +82,10 @@ dnf_closure() {
     echo "$out" >&2
     fail "dnf could not resolve $*"
   fi
-  # The table rows: name arch [epoch:]version-release repo size unit.
-  awk '/^Installing:|^Installing dependencies:/ {t=1; next} /^Transaction Summary/ {t=0}
+  # The table rows: name arch [epoch:]version-release repo size unit. With best=False, the
+  # newest versions it could not install are listed after "Skipping packages with broken
+  # dependencies:", which ends the rows we want.
+  awk '/^Installing:|^Installing dependencies:/ {t=1; next} /^Transaction Summary|^Skipping packages/ {t=0}
        t && NF == 1 {held = $1; next}
        t && held != "" {$0 = held " " $0; held = ""}
        t && NF >= 6 && $2 ~ /^(x86_64|aarch64|noarch|i686)$/ {print $1 "-" $3 "." $2}' <<<"$out" | sort

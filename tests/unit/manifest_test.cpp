@@ -164,6 +164,24 @@ TEST(UserManifest, ManifestPinsReplaceCatalogueOnesAndVersionsOverride) {
   EXPECT_EQ(plan->artifacts[1].pin, "dac15a0d412a24be8bfe6a40cec8f51829062725169f1e72ac7d120a891ef5b6");
 }
 
+TEST(UserManifest, PackagesBestAndPinsApplyToTheProfiles) {
+  TempDir dir;
+  write_file(dir / "site.yaml", std::string(k_good) + "components: [kubectl]\n"
+                                                      "packages: {best: false, pins: {debian-12: {conntrack: '< 1:1.4.8'}}}\n");
+  auto plan = load_plan(dir / "site.yaml", k_manifests);
+  ASSERT_TRUE(plan) << plan.error().message();
+  ASSERT_EQ(plan->profiles.size(), 1u);
+  EXPECT_FALSE(plan->profiles[0].best);
+  EXPECT_EQ(plan->profiles[0].pins.at("conntrack").text, "< 1:1.4.8");
+  auto message = load_error(std::string(k_good) + "packages: {best: sometimes, pins: {rocky-9: {x: '< 1'}, "
+                                                  "debian-12: {y: 'newest'}}}\n");
+  EXPECT_NE(message.find("packages: best: expected true or false"), std::string::npos) << message;
+  EXPECT_NE(message.find("packages: pins: 'rocky-9' is not one of the bundle's os_profiles"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("packages: pins: debian-12: y: 'newest' is not a version range"), std::string::npos)
+      << message;
+}
+
 TEST(Catalogue, ProblemsInTheCatalogueAreReportedWithItsName) {
   TempDir dir;
   std::filesystem::copy(k_manifests, dir / "manifests");

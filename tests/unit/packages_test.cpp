@@ -92,6 +92,36 @@ TEST(Profiles, EveryMistakeIsReportedWithItsLine) {
   EXPECT_NE(sets.error().message().find("roles: 'etcd' is missing"), std::string::npos);
 }
 
+TEST(Profiles, BaseChoicesBestAndPinsAreReadAndChecked) {
+  TempDir dir;
+  auto head = std::string("format: 1\nos: t\nversion: '1'\nmatch: {id: [t], version_id: '1*'}\n"
+                          "package_format: deb\ninstaller: apt\narches: {amd64: amd64}\nmirror: https://m\n"
+                          "repositories: [{name: rel, url: '{mirror}/d', suite: s, components: [main]},\n"
+                          "  {name: upd, url: '{mirror}/d', suite: s-updates, components: [main]}]\n");
+  write_file(dir / "good.yaml", "name: good\n" + head +
+                                    "base: {from: list, packages: [], repositories: [rel], add: [a], remove: [b]}\n"
+                                    "best: false\npins: {conntrack: '>= 1:1.4.5, < 1:1.4.7'}\n");
+  auto good = load_os_profiles(dir.path(), {"good"});
+  ASSERT_TRUE(good) << good.error().message();
+  const auto& profile = good->front();
+  EXPECT_TRUE(profile.base_packages.empty()); // an empty system
+  EXPECT_EQ(profile.base_repositories, std::vector<std::string>{"rel"});
+  EXPECT_FALSE(profile.best);
+  ASSERT_EQ(profile.pins.at("conntrack").bounds.size(), 2u);
+  EXPECT_EQ(profile.pins.at("conntrack").bounds[1].op, "<");
+  EXPECT_EQ(profile.pins.at("conntrack").bounds[1].evr, "1:1.4.7");
+  write_file(dir / "bad.yaml", "name: bad\n" + head +
+                                   "base: {from: priority-required, repositories: [nowhere]}\nbest: maybe\n"
+                                   "pins: {conntrack: 'about 1.4'}\n");
+  auto bad = load_os_profiles(dir.path(), {"bad"});
+  ASSERT_FALSE(bad);
+  const auto& message = bad.error().message();
+  EXPECT_NE(message.find("base: repositories: 'nowhere' is not one of the profile's repositories"), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("best: expected true"), std::string::npos) << message;
+  EXPECT_NE(message.find("pins: conntrack: 'about 1.4' is not a version range"), std::string::npos) << message;
+}
+
 TEST(RepoMetadata, ReleaseFilesGiveTheirSha256Section) {
   std::string release = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: Debian\nMD5Sum:\n"
                         " 0123 10 main/binary-amd64/Packages\nSHA256:\n " +
@@ -167,6 +197,90 @@ TEST(RepoMetadata, StanzasKeepEverythingButTheirFilename) {
   EXPECT_EQ(rewrite_stanza(stanzas[0], "a_1_amd64.deb"), "Package: a\nVersion: 1\nArchitecture: amd64\nEssential: "
                                                          "yes\nPriority: required\nFilename: a_1_amd64.deb\n"
                                                          "Description: one\n more\n");
+}
+
+// A small Debian-like repository: init-system-helpers needs "usrmerge | usr-is-merged", and
+// usrmerge (which provides usr-is-merged) needs perl, as in bookworm.
+const char* k_merged = "Package: init-system-helpers\nVersion: 1.65.2\nArchitecture: all\nPriority: required\n"
+                       "Depends: usrmerge | usr-is-merged\nFilename: pool/i.deb\nSize: 10\nSHA256: " 
+                       "1111111111111111111111111111111111111111111111111111111111111111\n\n"
+                       "Package: usrmerge\nVersion: 35\nArchitecture: all\nProvides: usr-is-merged\nDepends: perl\n"
+                       "Filename: pool/u.deb\nSize: 20\nSHA256: "
+                       "2222222222222222222222222222222222222222222222222222222222222222\n\n"
+                       "Package: usr-is-merged\nVersion: 35\nArchitecture: all\nFilename: pool/m.deb\nSize: 30\n"
+                       "SHA256: 3333333333333333333333333333333333333333333333333333333333333333\n\n"
+                       "Package: perl\nVersion: 5.36\nArchitecture: amd64\nFilename: pool/p.deb\nSize: 40\nSHA256: "
+                       "4444444444444444444444444444444444444444444444444444444444444444\n\n";
+// The same repository's update: a newer perl.
+const char* k_update = "Package: perl\nVersion: 5.36-u1\nArchitecture: amd64\nFilename: pool/p2.deb\nSize: 41\n"
+                       "SHA256: 5555555555555555555555555555555555555555555555555555555555555555\n\n";
+
+std::vector<std::string> names_of(const Solution& solution) {
+  std::vector<std::string> names;
+  for (const auto& p : solution.install) {
+    names.push_back(p.name + " " + p.evr);
+  }
+  return names;
+}
+
+TEST(Solver, ABaseSetIsPackagesByNameWithTheMinimalInstallersChoices) {
+  PackagePool pool(PackageFormat::deb, "amd64");
+  ASSERT_TRUE(pool.add_repository("rel", k_merged, ""));
+  ASSERT_TRUE(pool.add_repository("upd", k_update, ""));
+  // As names alone, usr-is-merged is that package; as a provide, usrmerge (the first
+  // alternative apt favours) would do, and bring perl.
+  auto as_provides = pool.solve({"init-system-helpers", "usr-is-merged"}, "base");
+  ASSERT_TRUE(as_provides) << as_provides.error().message();
+  auto taken = names_of(*as_provides);
+  EXPECT_NE(std::ranges::find(taken, "perl 5.36-u1"), taken.end());
+  SolveOptions options{Select::names, Best::newest, {"usrmerge"}, {0}, {}};
+  auto base = pool.solve({"init-system-helpers", "usr-is-merged"}, "base", options);
+  ASSERT_TRUE(base) << base.error().message();
+  EXPECT_EQ(names_of(*base), (std::vector<std::string>{"init-system-helpers 1.65.2", "usr-is-merged 35"}));
+  // A name that only a provide gives is no base package.
+  auto provided = pool.solve({"usr-is-merged-too"}, "base", options);
+  ASSERT_FALSE(provided);
+  EXPECT_NE(provided.error().message().find("base: no package is called 'usr-is-merged-too'"), std::string::npos);
+  // Held to the release repository, the release's perl; the sizes are the stanzas'.
+  auto release = pool.solve({"perl"}, "base", SolveOptions{Select::names, Best::newest, {}, {0}, {}});
+  ASSERT_TRUE(release) << release.error().message();
+  EXPECT_EQ(names_of(*release), std::vector<std::string>{"perl 5.36"});
+}
+
+TEST(Solver, PinsHoldAVersionAndOlderChoicesSayWhy) {
+  PackagePool pool(PackageFormat::deb, "amd64");
+  ASSERT_TRUE(pool.add_repository("rel", k_merged, ""));
+  ASSERT_TRUE(pool.add_repository("upd", k_update, ""));
+  auto pin = parse_version_pin("< 5.36-u1");
+  ASSERT_TRUE(pin) << pin.error().message();
+  auto pinned = pool.solve({"perl"}, "t", SolveOptions{Select::provides, Best::newest, {}, {}, {{"perl", *pin}}});
+  ASSERT_TRUE(pinned) << pinned.error().message();
+  EXPECT_EQ(names_of(*pinned), std::vector<std::string>{"perl 5.36"});
+  EXPECT_TRUE(pinned->older.empty()); // a pin is a choice, not a fallback
+  auto none = parse_version_pin("> 6");
+  auto refused = pool.solve({"perl"}, "t", SolveOptions{Select::provides, Best::newest, {}, {}, {{"perl", *none}}});
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("t: pins: perl '> 6' leaves none of its versions (the repositories have "
+                                           "5.36, 5.36-u1)"),
+            std::string::npos)
+      << refused.error().message();
+  EXPECT_FALSE(parse_version_pin("~> 1.2"));
+  EXPECT_FALSE(parse_version_pin("< 1.2,"));
+  // A newest perl that cannot be installed: refused under best, taken older otherwise.
+  ASSERT_TRUE(pool.add_repository("broken", "Package: perl\nVersion: 5.38\nArchitecture: amd64\nDepends: libmissing\n"
+                                            "Filename: pool/p3.deb\nSize: 42\nSHA256: "
+                                            "6666666666666666666666666666666666666666666666666666666666666666\n\n",
+                                  ""));
+  auto newest = pool.solve({"perl"}, "t");
+  ASSERT_FALSE(newest);
+  EXPECT_NE(newest.error().message().find("nothing provides libmissing needed by perl-5.38.amd64"), std::string::npos)
+      << newest.error().message();
+  auto older = pool.solve({"perl"}, "t", SolveOptions{Select::provides, Best::allow_older, {}, {}, {}});
+  ASSERT_TRUE(older) << older.error().message();
+  EXPECT_EQ(names_of(*older), std::vector<std::string>{"perl 5.36-u1"});
+  ASSERT_EQ(older->older.size(), 1u);
+  EXPECT_EQ(older->older[0].newest, "5.38");
+  EXPECT_EQ(older->older[0].why, "nothing provides libmissing needed by perl-5.38.amd64");
 }
 
 // A pool of the real CentOS Stream 9 BaseOS and AppStream metadata.
