@@ -2,6 +2,8 @@
 
 #include "builder/packages.hpp"
 #include "builder/registry.hpp"
+#include "builder/render.hpp"
+#include "builder/site.hpp"
 #include "builder/unpack.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/fs.hpp"
@@ -299,10 +301,33 @@ Result<SiteOutput> make_site(const Site& site, const fs::path& dir, const std::v
   return SiteOutput{std::move(*pki), std::move(*nodes)};
 }
 
+// bundle.yaml's site record: the installer picks a host's node from it before it reads the
+// payload.
+Status record_site(const Site& site, const fs::path& tree) {
+  auto path = tree / "bundle.yaml";
+  auto text = read_text_file(path, 64 << 20);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  auto info = parse_bundle_info(*text, path.string(), InfoSource::tree);
+  if (!info) {
+    return std::unexpected(info.error());
+  }
+  SiteRecord record{site.name, topology_of(site).id, endpoint_port(site), {}};
+  for (const auto& host : site.hosts) {
+    record.nodes.push_back({host.name, host.address, host.arch, host.os, host.roles});
+  }
+  info->site = std::move(record);
+  return write_file_atomic(path, format_bundle_info(*info));
+}
+
 Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, const fs::path& tree) {
   auto made = make_site(*plan.site, options.site_dir, plan.images, options.pki);
   if (!made) {
     return std::unexpected(made.error());
+  }
+  if (auto status = record_site(*plan.site, tree); !status) {
+    return std::unexpected(status.error());
   }
   std::error_code ec;
   fs::create_directories(tree / "site", ec);

@@ -3,6 +3,8 @@
 // what the installer does there.
 #include "builder/render.hpp"
 
+#include "bundle/bundle_info.hpp"
+
 #include "builder/data_dir.hpp"
 #include "builder/pki.hpp"
 #include "bundle/fs.hpp"
@@ -20,7 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* k_health_port = "8081"; // the load balancers' own /healthz
+const std::string k_health_port = std::to_string(k_lb_health_port); // the load balancers' own /healthz
 constexpr const char* k_nodelocaldns = "169.254.25.10";
 
 struct OutFile {
@@ -95,11 +97,20 @@ std::vector<const SiteHost*> etcd_members(const Site& site) {
   return site.etcd_type == "kubeadm" ? site.with_role("master") : site.with_role("etcd");
 }
 
+} // namespace
+
 // The port every node reaches the apiservers on through lb.kubexm.local: the load
 // balancer's in external mode, the apiservers' own otherwise (load_site keeps internal and
 // kube-vip on 6443).
 int endpoint_port(const Site& site) {
   return site.loadbalancer.enabled && site.loadbalancer.mode == "external" ? site.loadbalancer.port : 6443;
+}
+
+namespace {
+
+// "lb.kubexm.local:6443": the cluster's apiserver endpoint, as an action waits for it.
+std::string endpoint_of(const Site& site) {
+  return fmt::format("{}:{}", k_control_plane_name, endpoint_port(site));
 }
 
 // What lb.kubexm.local means on `host` (docs/site.md#endpoint).
@@ -427,12 +438,15 @@ public:
   void service(const std::string& name, int phase = 0) {
     m_phases[phase == 0 ? m_phase : phase].services.push_back(name);
   }
+  // A service only enabled: an action starts it (kubeadm starts the kubelet).
+  void enable(const std::string& name) { m_phases[m_phase].enable.push_back(name); }
   // A command of the node's phase: run before its services start (OS settings) or after
-  // (kubeadm, applying manifests).
+  // (kubeadm, applying manifests); `wait_for` ("host:port") is an apiserver it needs up
+  // first, which the installer waits for.
   enum class When { before, after };
-  void action(When when, std::string name, std::vector<std::string> run) {
+  void action(When when, std::string name, std::vector<std::string> run, std::string wait_for = {}) {
     auto& list = when == When::before ? m_phases[m_phase].before : m_phases[m_phase].after;
-    list.emplace_back(std::move(name), std::move(run));
+    list.push_back({std::move(name), std::move(run), std::move(wait_for)});
   }
 
   const SiteHost& host() const { return m_host; }
@@ -475,6 +489,9 @@ private:
       out << YAML::BeginMap << YAML::Key << "phase" << YAML::Value << phase;
       emit_actions(out, "before", work.before);
       out << YAML::Key << "services" << YAML::Value << YAML::Flow << work.services;
+      if (!work.enable.empty()) {
+        out << YAML::Key << "enable" << YAML::Value << YAML::Flow << work.enable;
+      }
       emit_actions(out, "after", work.after);
       out << YAML::EndMap;
     }
@@ -487,10 +504,16 @@ private:
   Sources& m_sources;
   mstch::map m_context;
   Files m_files;
-  using Actions = std::vector<std::pair<std::string, std::vector<std::string>>>;
+  struct Action {
+    std::string name;
+    std::vector<std::string> run;
+    std::string wait_for;
+  };
+  using Actions = std::vector<Action>;
   struct Phase {
     Actions before;
     std::vector<std::string> services;
+    std::vector<std::string> enable;
     Actions after;
   };
 
@@ -499,9 +522,13 @@ private:
       return;
     }
     out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
-    for (const auto& [name, run] : actions) {
-      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key << "run" << YAML::Value
-          << YAML::Flow << run << YAML::EndMap;
+    for (const auto& action : actions) {
+      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << action.name << YAML::Key << "run" << YAML::Value
+          << YAML::Flow << action.run;
+      if (!action.wait_for.empty()) {
+        out << YAML::Key << "wait_for" << YAML::Value << action.wait_for;
+      }
+      out << YAML::EndMap;
     }
     out << YAML::EndSeq;
   }
@@ -645,7 +672,7 @@ void render_kubeadm_master(Node& node, bool first) {
                 {"kubeadm", "init", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
   } else {
     node.action(Node::When::after, "kubeadm-join",
-                {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
+                {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"}, endpoint_of(site));
   }
   if (site.auto_renew_certs) {
     node.unit("k8s-certs-renew.timer");
@@ -677,7 +704,8 @@ void render_kubexm_master(Node& node, bool first, const std::map<std::string, st
     // Through its own apiserver: an external load balancer may not count it up yet.
     node.action(Node::When::after, "apply-bootstrap",
                 {"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--server", "https://127.0.0.1:6443", "apply",
-                 "-f", "/etc/kubernetes/addons/kubexm-bootstrap.yaml"});
+                 "-f", "/etc/kubernetes/addons/kubexm-bootstrap.yaml"},
+                "127.0.0.1:6443");
   }
 }
 
@@ -687,7 +715,7 @@ void render_kubelet(Node& node, const std::map<std::string, std::string>& config
   node.unit("kubelet.service");
   if (site.kubernetes_type == "kubeadm") {
     node.dropin("kubelet.service", "10-kubeadm.conf");
-    node.service("kubelet");
+    node.enable("kubelet"); // kubeadm init and join start it, once its configuration is there
     return;
   }
   node.dropin("kubelet.service", "kubexm-kubelet.conf");
@@ -699,6 +727,13 @@ void render_kubelet(Node& node, const std::map<std::string, std::string>& config
   node.file("etc/kubernetes/kube-proxy.conf", configs.at("kube-proxy.conf"), 0600);
   if (!node.host().has("master")) {
     node.pki("ca.crt");
+    // A worker's kubelet bootstraps its client certificate from the apiservers behind the
+    // endpoint: it starts once they answer, and kube-proxy with it.
+    node.enable("kubelet");
+    node.enable("kube-proxy");
+    node.action(Node::When::after, "kubelet-bootstrap", {"systemctl", "start", "kubelet.service", "kube-proxy.service"},
+                endpoint_of(node.site()));
+    return;
   }
   node.service("kubelet");
   node.service("kube-proxy");
@@ -756,7 +791,7 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
     node.set("join_as", std::string("worker"));
     node.render("kubeadm/join.yaml", "etc/kubernetes/kubeadm-config.yaml", 0600);
     node.action(Node::When::after, "kubeadm-join",
-                {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"});
+                {"kubeadm", "join", "--config", "/etc/kubernetes/kubeadm-config.yaml"}, endpoint_of(site));
   }
 }
 

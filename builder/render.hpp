@@ -10,6 +10,9 @@
 
 namespace kubexm {
 
+// The port behind lb.kubexm.local: an external load balancer's own, else the apiservers' 6443.
+int endpoint_port(const Site& site);
+
 // What the rendering needs beyond the site: where the templates are, and the references of
 // the images its nodes run (the pause, haproxy, nginx and kube-vip images).
 struct RenderInputs {

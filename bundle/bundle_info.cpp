@@ -16,7 +16,7 @@ constexpr std::array k_arches{"amd64", "arm64"};
 constexpr std::array k_roles{"master", "worker", "etcd", "lb"};
 constexpr std::array k_keys{"name",   "version",     "format", "created_by", "source_date_epoch",
                             "arches", "os_profiles", "roles",  "components", "packages",
-                            "images"};
+                            "images", "site"};
 constexpr std::array k_component_keys{"name", "version", "arches", "files"};
 
 template <std::size_t N> bool one_of(const std::string& value, const std::array<const char*, N>& allowed) {
@@ -205,6 +205,60 @@ void read_images(const YAML::Node& root, BundleInfo& info, Problems& problems) {
   }
 }
 
+SiteNodeRecord read_site_node(const YAML::Node& item, Problems& problems) {
+  static const std::regex name_pattern("[a-z0-9]([a-z0-9-]*[a-z0-9])?");
+  static const std::regex address_pattern("[0-9]{1,3}(\\.[0-9]{1,3}){3}");
+  static const std::regex word_pattern("[a-z0-9][a-z0-9._-]*");
+  check_keys(item, {"name", "address", "arch", "os", "roles"}, "site: nodes: ", problems);
+  SiteNodeRecord node;
+  node.name = read_string(item, "name", name_pattern, "a host name", problems);
+  node.address = read_string(item, "address", address_pattern, "an IPv4 address", problems);
+  node.arch = read_string(item, "arch", word_pattern, "amd64 or arm64", problems);
+  if (!node.arch.empty() && !one_of(node.arch, k_arches)) {
+    problems.add(item["arch"], fmt::format("site: nodes: {}: '{}' is not amd64 or arm64", node.name, node.arch));
+  }
+  if (item["os"]) {
+    node.os = read_string(item, "os", word_pattern, "an os-profile name", problems);
+  }
+  node.roles = read_list(item, "roles", word_pattern, "roles", problems);
+  check_members(item, "roles", node.roles, k_roles, problems);
+  return node;
+}
+
+void read_site(const YAML::Node& root, BundleInfo& info, Problems& problems) {
+  static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
+  static const std::regex deployment_pattern("[a-z-]+/[a-z-]+/[a-z-]+/[a-z-]+");
+  auto node = root["site"];
+  if (!node) {
+    return;
+  }
+  if (!node.IsMap() || !node["nodes"].IsSequence()) {
+    problems.add(node, "site: expected {name, deployment, nodes: [...]}");
+    return;
+  }
+  check_keys(node, {"name", "deployment", "apiserver_port", "nodes"}, "site: ", problems);
+  SiteRecord site;
+  site.name = read_string(node, "name", name_pattern, "the site's name", problems);
+  site.deployment = read_string(node, "deployment", deployment_pattern, "a deployment like kubeadm/stacked-etcd/...",
+                                problems);
+  site.apiserver_port = node["apiserver_port"].as<int>(6443);
+  if (site.apiserver_port < 1 || site.apiserver_port > 65535) {
+    problems.add(node["apiserver_port"], "site: apiserver_port: not a port");
+  }
+  for (const auto& item : node["nodes"]) {
+    if (!item.IsMap()) {
+      problems.add(item, "site: nodes: expected {name, address, arch, roles}");
+      continue;
+    }
+    auto record = read_site_node(item, problems);
+    if (site.find(record.name) != nullptr) {
+      problems.add(item, fmt::format("site: nodes: '{}' is listed twice", record.name));
+    }
+    site.nodes.push_back(std::move(record));
+  }
+  info.site = std::move(site);
+}
+
 void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Problems& problems) {
   static const std::regex name_pattern("[a-z0-9][a-z0-9._-]*");
   static const std::regex version_pattern("[0-9A-Za-z][0-9A-Za-z._+-]*");
@@ -221,6 +275,7 @@ void read_fields(const YAML::Node& root, InfoSource source, BundleInfo& info, Pr
   read_components(root, info, problems);
   read_package_targets(root, info, problems);
   read_images(root, info, problems);
+  read_site(root, info, problems);
 }
 
 } // namespace
@@ -299,8 +354,32 @@ std::string format_bundle_info(const BundleInfo& info) {
     }
     out << YAML::EndSeq;
   }
+  if (info.site) {
+    out << YAML::Key << "site" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << info.site->name;
+    out << YAML::Key << "deployment" << YAML::Value << info.site->deployment;
+    out << YAML::Key << "apiserver_port" << YAML::Value << info.site->apiserver_port;
+    out << YAML::Key << "nodes" << YAML::Value << YAML::BeginSeq;
+    for (const auto& node : info.site->nodes) {
+      out << YAML::Flow << YAML::BeginMap;
+      out << YAML::Key << "name" << YAML::Value << node.name;
+      out << YAML::Key << "address" << YAML::Value << node.address;
+      out << YAML::Key << "arch" << YAML::Value << node.arch;
+      if (!node.os.empty()) {
+        out << YAML::Key << "os" << YAML::Value << node.os;
+      }
+      out << YAML::Key << "roles" << YAML::Value << YAML::Flow << node.roles;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq << YAML::EndMap;
+  }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+const SiteNodeRecord* SiteRecord::find(std::string_view node) const {
+  auto found = std::ranges::find(nodes, node, &SiteNodeRecord::name);
+  return found == nodes.end() ? nullptr : &*found;
 }
 
 std::string ComponentRecord::member_path(std::string_view arch, std::string_view file) const {

@@ -30,6 +30,12 @@ inline constexpr int k_format_version = 1;
 //        id: [debian], like: [], version_id: "12*"}
 //   images:                         # optional: container images in images/oci (images/images.json)
 //     - {ref: registry.k8s.io/pause:3.10, digest: "sha256:...", manifests: {amd64: "sha256:...", arm64: "sha256:..."}}
+//   site:                           # optional: the site whose nodes are under site/nodes/<name>/
+//     name: site-a
+//     deployment: kubeadm/stacked-etcd/several-masters/internal-haproxy
+//     apiserver_port: 6443          # the port behind lb.kubexm.local
+//     nodes:
+//       - {name: master1, address: 10.0.0.11, arch: amd64, os: debian-12, roles: [master, etcd]}
 struct ComponentRecord {
   std::string name;
   std::string version;
@@ -66,6 +72,28 @@ struct ImageRecord {
 // Where the installer reads which blobs make up each image (before the layout's blobs).
 inline constexpr std::string_view k_images_summary = "images/images.json";
 
+// One node of the bundle's site: what the installer picks a host's node by, before it reads
+// anything but the bundle's metadata.
+struct SiteNodeRecord {
+  std::string name;
+  std::string address; // IPv4, without a prefix
+  std::string arch;
+  std::string os; // an os-profile name, or empty: any the bundle carries
+  std::vector<std::string> roles;
+};
+
+// The port of the load balancers' own health endpoint (/healthz), on every lb host.
+inline constexpr int k_lb_health_port = 8081;
+
+struct SiteRecord {
+  std::string name;
+  std::string deployment; // docs/site.md's name for its shape
+  int apiserver_port = 6443; // behind lb.kubexm.local: the external load balancers' port, else 6443
+  std::vector<SiteNodeRecord> nodes;
+
+  const SiteNodeRecord* find(std::string_view node) const;
+};
+
 struct BundleInfo {
   std::string name;
   std::string version;
@@ -78,6 +106,7 @@ struct BundleInfo {
   std::vector<ComponentRecord> components;
   std::vector<PackageTargetRecord> packages;
   std::vector<ImageRecord> images;
+  std::optional<SiteRecord> site;
 };
 
 // Every problem of a tree whose bundle.yaml lists component files that are missing or not

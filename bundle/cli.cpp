@@ -12,6 +12,9 @@ std::string exit_status_help() {
          "  1    error (I/O, bad input file, missing program)\n"
          "  2    usage error\n"
          "  3    verification failed (tampered, truncated or unsafe bundle)\n"
+         "  4    preflight failed (install --role): the host is not ready; nothing was changed\n"
+         "  5    timed out waiting for another host (install --role); run again once it is up:\n"
+         "       the steps done are not repeated\n"
          "  130  interrupted (SIGINT or SIGTERM); nothing half-done is left in place";
 }
 
@@ -43,6 +46,10 @@ ExitStatus status_for(const Error& error) {
     return ExitStatus::verification_failed;
   case ErrorKind::interrupted:
     return ExitStatus::interrupted;
+  case ErrorKind::preflight:
+    return ExitStatus::preflight_failed;
+  case ErrorKind::waiting:
+    return ExitStatus::waited_in_vain;
   case ErrorKind::failure:
   case ErrorKind::not_found:
     break;

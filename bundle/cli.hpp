@@ -18,6 +18,8 @@ enum class ExitStatus : int {
   error = 1,
   usage = 2,
   verification_failed = 3,
+  preflight_failed = 4,
+  waited_in_vain = 5,
   interrupted = 130,
 };
 

@@ -15,6 +15,8 @@ enum class ErrorKind {
   verification, // a bundle failed verification: tampered, truncated or unsafe
   interrupted,  // SIGINT or SIGTERM arrived
   not_found,    // a server has no such file (HTTP 404 or 410): a caller may try another
+  preflight,    // the installer's preflight found problems; nothing was changed
+  waiting,      // a step waited for another host in vain; a rerun goes on from there
 };
 
 // An error carried as a value: what failed, with context added on the way up

@@ -3,6 +3,7 @@
 #include "bundle/fs.hpp"
 #include "bundle/worker.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -155,21 +156,24 @@ private:
   OrderedWorker<Op> m_worker;
 };
 
-// Which members an extraction writes: all, or one directory and the directories above it.
+// Which members an extraction writes: all, or some directories and the directories above them.
 class Scope {
 public:
-  explicit Scope(std::string_view only) : m_only(only) {}
+  explicit Scope(std::span<const std::string> only) : m_only(only.begin(), only.end()) {}
   bool includes(std::string_view path) const {
-    if (m_only.empty() || path == m_only) {
-      return true;
-    }
-    auto inside = path.size() > m_only.size() && path.starts_with(m_only) && path[m_only.size()] == '/';
-    auto above = m_only.size() > path.size() && m_only.starts_with(path) && m_only[path.size()] == '/';
-    return inside || above;
+    return m_only.empty() || std::ranges::any_of(m_only, [&](const std::string& only) { return within(path, only); });
   }
 
 private:
-  std::string m_only;
+  static bool within(std::string_view path, std::string_view only) {
+    if (path == only) {
+      return true;
+    }
+    auto inside = path.size() > only.size() && path.starts_with(only) && path[only.size()] == '/';
+    auto above = only.size() > path.size() && only.starts_with(path) && only[path.size()] == '/';
+    return inside || above;
+  }
+  std::vector<std::string> m_only;
 };
 
 // Passes on the members in scope; the others are still read and verified by the reader.
@@ -363,8 +367,17 @@ Status extract_members(BundleReader& reader, const BundleHeader& header, int sta
 
 } // namespace
 
-Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& target_argument, Progress* progress,
+Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& target, Progress* progress,
                                      std::string_view only) {
+  std::vector<std::string> dirs;
+  if (!only.empty()) {
+    dirs.emplace_back(only);
+  }
+  return extract_bundle(bundle, target, progress, std::span<const std::string>(dirs));
+}
+
+Result<ExtractReport> extract_bundle(const fs::path& bundle, const fs::path& target_argument, Progress* progress,
+                                     std::span<const std::string> only) {
   Scope scope(only);
   fs::path target = fs::absolute(target_argument).lexically_normal();
   if (!target.has_filename()) {

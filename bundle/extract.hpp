@@ -5,6 +5,8 @@
 #include "bundle/reader.hpp"
 
 #include <filesystem>
+#include <span>
+#include <string>
 
 namespace kubexm {
 
@@ -30,6 +32,9 @@ struct ExtractReport {
 // the bundle's metadata files; "already holds this bundle" then concerns that part.
 Result<ExtractReport> extract_bundle(const std::filesystem::path& bundle, const std::filesystem::path& target,
                                      Progress* progress, std::string_view only = {});
+// The same with several directories (none: everything).
+Result<ExtractReport> extract_bundle(const std::filesystem::path& bundle, const std::filesystem::path& target,
+                                     Progress* progress, std::span<const std::string> only);
 
 // The name of the marker file inside a staging directory; pack refuses it as a member.
 inline constexpr std::string_view k_staging_marker = ".kubexm-staging";

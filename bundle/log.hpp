@@ -1,5 +1,8 @@
 #pragma once
 
+#include "bundle/error.hpp"
+
+#include <filesystem>
 #include <spdlog/spdlog.h>
 #include <string>
 #include <string_view>
@@ -13,6 +16,10 @@ enum class Verbosity { quiet, normal, verbose };
 // pid with --verbose, only errors with --quiet. Colours only on a terminal and never
 // when NO_COLOR is set.
 void init_logging(std::string_view program, Verbosity verbosity);
+
+// Also writes every message, debug ones included, with its time, to `path` (appended): a
+// run's log for later. A file that cannot be opened is an error.
+Status log_to_file(const std::filesystem::path& path);
 
 // The one way errors reach the user: "<program>: error: <message>".
 void log_error(std::string_view message);

@@ -7,7 +7,10 @@
 #include "installer/images.hpp"
 #include "installer/locate.hpp"
 #include "installer/packages.hpp"
+#include "installer/role/engine.hpp"
 
+#include <charconv>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 
@@ -28,7 +31,69 @@ struct InstallerOptions {
   std::string runtime = "containerd";
   std::string address;
   std::string ns = "k8s.io";
+  std::optional<std::string> node;
+  std::string wait = "10m";
+  std::vector<std::string> ignore_preflight;
+  bool purge_data = false;
+  bool purge_packages = false;
 };
+
+// "10m", "90s", "1h", "300": a duration; bare numbers are seconds.
+Result<std::chrono::seconds> parse_wait(const std::string& text) {
+  long value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  long scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+  if (ec != std::errc() || value < 0 || scale == 0) {
+    return std::unexpected(
+        Error(ErrorKind::usage, fmt::format("--wait {}: expected a duration like 90s, 10m or 1h", text)));
+  }
+  return std::chrono::seconds(value * scale);
+}
+
+Status run_role(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto wait = parse_wait(options.wait);
+  if (!wait) {
+    return std::unexpected(wait.error());
+  }
+  auto progress = make_progress(options.common, "install");
+  RoleRequest request{*path, options.role, options.node, options.dry_run, options.json, *wait, {}, progress.get()};
+  for (const auto& names : options.ignore_preflight) {
+    for (std::size_t at = 0; at <= names.size();) {
+      auto comma = names.find(',', at);
+      auto name = names.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+      if (!name.empty()) {
+        request.ignore_preflight.insert(name);
+      }
+      at = comma == std::string::npos ? names.size() + 1 : comma + 1;
+    }
+  }
+  auto report = install_role(request);
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
+
+Status run_status(const InstallerOptions& options) {
+  auto report = role_status(options.json);
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
+
+Status run_reset(const InstallerOptions& options) {
+  auto report = reset_role({options.purge_data, options.purge_packages, options.json});
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
 
 Status run_verify(const InstallerOptions& options) {
   auto path = locate_bundle(options.bundle);
@@ -94,7 +159,7 @@ Status run_packages(const InstallerOptions& options) {
     return std::unexpected(path.error());
   }
   auto progress = make_progress(options.common, "install");
-  PackagesRequest request{*path, options.role, options.root, options.dry_run, options.json, progress.get()};
+  PackagesRequest request{*path, options.role, options.root, options.dry_run, options.json, progress.get(), {}, {}};
   auto report = install_packages(request);
   if (!report) {
     return std::unexpected(report.error());
@@ -125,6 +190,14 @@ struct Command {
 };
 
 constexpr Command k_commands[] = {
+    {"status", "Show this host's kubexm install: its node, the bundle, each step with its state and time, each "
+               "service's state",
+     run_status},
+    {"reset",
+     "Take back what --role did on this host, newest first, from its journal: services stopped and disabled, files "
+     "removed or restored, /etc/hosts and the host name as they were; OS packages and data directories stay unless "
+     "asked",
+     run_reset},
     {"verify", "Verify the whole bundle (every byte, every digest); writes nothing", run_verify},
     {"list", "List the bundle's files with sizes and SHA-256 (from its verified index)", run_list},
     {"info", "Show bundle.yaml, the aggregate digest and the trailer", run_info},
@@ -153,8 +226,23 @@ int installer_main(int argc, char** argv) {
                  "The bundle to use (archive or self-extracting install); default: the one attached to this "
                  "executable, else the one kubexm-dist-*.tar.zst beside it")
       ->check(CLI::ExistingFile);
+  app.add_option("--role", options.role,
+                 "Perform this host's role from the bundle: master, worker, etcd or lb (the node's whole "
+                 "node.yaml is performed). See docs/install.md")
+      ->check(CLI::IsMember({"master", "worker", "etcd", "lb"}));
+  app.add_option("--node", options.node, "With --role: the site's node this host is (default: the node whose "
+                                         "address is on this host, else the one named like it)");
+  app.add_flag("--dry-run", options.dry_run, "With --role: check the host and print the plan, each step and why it "
+                                             "would or would not run; change nothing");
+  app.add_option("--wait", options.wait, "With --role: how long a step may wait for another host (etcd's quorum, "
+                                         "an apiserver), like 90s, 10m or 1h (default 10m)");
+  app.add_option("--ignore-preflight", options.ignore_preflight,
+                 "With --role: preflight checks to pass regardless, by name (os, node-files, kernel, modules, "
+                 "swap, ports, disk, cpus, memory, time-sync, runtime, address), comma-separated")
+      ->delimiter(',');
+  app.add_flag("--json", options.json, "Machine-readable report (with --role, status, reset, list, info, ...)");
   app.footer(exit_status_help());
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   const Command* chosen = nullptr;
   for (const auto& command : k_commands) {
     auto* sub = app.add_subcommand(command.name, command.help);
@@ -182,15 +270,32 @@ int installer_main(int argc, char** argv) {
       sub->add_flag("--dry-run", options.dry_run, "Check and show what would be imported; change nothing");
       sub->add_flag("--json", options.json, "Machine-readable report");
     }
-    if (std::string_view(command.name) == "list" || std::string_view(command.name) == "info") {
+    if (std::string_view(command.name) == "list" || std::string_view(command.name) == "info" ||
+        std::string_view(command.name) == "status") {
       sub->add_flag("--json", options.json, "Machine-readable output");
+    }
+    if (std::string_view(command.name) == "reset") {
+      sub->add_flag("--purge-data", options.purge_data,
+                    "Also remove the data directories of the services kubexm installed (/var/lib/etcd, "
+                    "/var/lib/containerd, /var/lib/kubelet, ...)");
+      sub->add_flag("--purge-packages", options.purge_packages, "Also remove the OS packages kubexm installed");
+      sub->add_flag("--json", options.json, "Machine-readable report");
     }
     if (std::string_view(command.name) == "extract") {
       sub->add_option("DIR", options.target, "Directory to extract into (new, empty, or holding this bundle)")
           ->required();
     }
   }
-  return run_program("install", app, argc, argv, options.common, [&] { return chosen->run(options); });
+  return run_program("install", app, argc, argv, options.common, [&]() -> Status {
+    if (chosen == nullptr && options.role.empty()) {
+      return std::unexpected(Error(ErrorKind::usage, "give --role ROLE (to install this host) or a command; see "
+                                                     "install --help"));
+    }
+    if (chosen != nullptr && !options.role.empty() && std::string_view(chosen->name) != "packages") {
+      return std::unexpected(Error(ErrorKind::usage, fmt::format("--role goes alone, not with {}", chosen->name)));
+    }
+    return chosen != nullptr ? chosen->run(options) : run_role(options);
+  });
 }
 
 } // namespace kubexm

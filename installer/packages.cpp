@@ -426,7 +426,10 @@ Result<Session> open_session(const PackagesRequest& request) {
     return std::unexpected(target.error());
   }
   auto set_path = fmt::format("{}/{}", (*target)->path, host->arch);
-  auto extracted = extract_set(request, *header, *host, set_path);
+  auto extracted = request.extracted.empty()
+                       ? extract_set(request, *header, *host, set_path)
+                       : Result<Extracted>(Extracted{request.extracted.string(), host->at(request.extracted),
+                                                     host->at(request.extracted) / set_path, {}});
   if (!extracted) {
     return std::unexpected(extracted.error());
   }
@@ -480,10 +483,21 @@ Result<std::string> install_packages(const PackagesRequest& request) {
                                                           plan.present.size(), request.role)
                                             : std::string("dry run: nothing was changed\n")));
   }
+  if (request.before_install) {
+    std::vector<std::string> names;
+    for (const auto& planned : plan.install) {
+      names.push_back(planned.package->name);
+    }
+    if (auto status = request.before_install(names); !status) {
+      return std::unexpected(status.error());
+    }
+  }
   if (auto status = install(*session); !status) {
     return std::unexpected(status.error());
   }
-  remove_other_bundles(session->host, session->extracted);
+  if (request.extracted.empty()) {
+    remove_other_bundles(session->host, session->extracted);
+  }
   return session->report("installed",
                          base_line + fmt::format("installed {} packages with {}, offline; all {} "
                                                  "packages of role {} are at their locked versions\n",

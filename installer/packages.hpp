@@ -4,7 +4,9 @@
 #include "bundle/progress.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 namespace kubexm {
 
@@ -16,6 +18,13 @@ struct PackagesRequest {
   bool dry_run = false;
   bool json = false;
   Progress* progress = nullptr;
+  // The bundle's directories already extracted and verified there (as the host sees it),
+  // by the role engine: nothing is extracted again. Empty: extracted under
+  // /var/lib/kubexm/packages/<digest>.
+  std::filesystem::path extracted;
+  // Told the names of the packages this run is about to install, before it does (the role
+  // engine journals them); an error stops the run.
+  std::function<Status(const std::vector<std::string>&)> before_install;
 };
 
 // Installs a role's OS packages from the bundle, offline: finds the host's profile and

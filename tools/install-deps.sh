@@ -22,6 +22,8 @@ packages=(
   # the programs that check a rendered site: its load balancers' configs and a real etcd
   # cluster from its units and certificates
   haproxy nginx libnginx-mod-stream keepalived etcd-server etcd-client
+  # the role tests' booted hosts: systemd-nspawn, network namespaces and veth pairs
+  systemd-container iproute2
 )
 
 sudo=""

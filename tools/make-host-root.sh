@@ -3,13 +3,20 @@
 # `debootstrap --variant=minbase bookworm` (the Priority: required packages and apt), packed as
 # a tar.zst with numeric owners, modes and xattrs kept.
 #
-# Usage: make-host-root.sh OUT.tar.zst
+# Usage: make-host-root.sh [--boot] OUT.tar.zst
+# --boot adds what a root needs to boot with systemd-nspawn -b (systemd, systemd-sysv, dbus,
+# iproute2), for the booted test hosts.
 # The mirror is the one apt uses here (/etc/apt/sources.list.d/*.sources, or sources.list), with
 # the keyring its Signed-By names. OUT is written whole or not at all. Needs root.
 set -euo pipefail
 
+include=()
+if [ "${1:-}" = --boot ]; then
+  include=(--include=systemd,systemd-sysv,dbus,iproute2)
+  shift
+fi
 if [ $# -ne 1 ] || [[ $1 != *.tar.zst ]]; then
-  echo "usage: $0 OUT.tar.zst" >&2
+  echo "usage: $0 [--boot] OUT.tar.zst" >&2
   exit 2
 fi
 out=$(realpath -m "$1")
@@ -76,8 +83,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "make-host-root: debootstrap --variant=minbase $suite from $mirror" >&2
-debootstrap --variant=minbase "${keyring_args[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 || {
+echo "make-host-root: debootstrap --variant=minbase ${include[*]} $suite from $mirror" >&2
+debootstrap --variant=minbase "${include[@]}" "${keyring_args[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 || {
   tail -n 30 "$log" >&2
   echo "make-host-root: debootstrap failed" >&2
   exit 1
@@ -85,6 +92,14 @@ debootstrap --variant=minbase "${keyring_args[@]}" "$suite" "$root" "$mirror" >"
 # What only the build needed: downloaded debs and the apt lists (the tests bring their own).
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*_*
 chmod 755 "$root"  # mktemp made it 0700; the tarball's ./ gives the unpacked root its mode
+if [ ${#include[@]} -gt 0 ]; then
+  # A booted test host: no machine-id of its own (systemd makes one at boot), a root login
+  # on the console for debugging, nothing else started that needs a network.
+  : >"$root/etc/machine-id"
+  chroot "$root" passwd -d root >/dev/null
+  chroot "$root" systemctl mask --quiet systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer \
+    e2scrub_all.timer fstrim.timer 2>/dev/null || true
+fi
 
 mkdir -p "$(dirname "$out")"
 tar --create --numeric-owner --xattrs --xattrs-include='*' --acls --sort=name -C "$root" . |

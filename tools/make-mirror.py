@@ -6,7 +6,9 @@ upstream publishes them (one directory per host: dl.k8s.io/, github.com/..., get
 download.docker.com/, storage.googleapis.com/), for amd64 and arm64. The binaries inside are
 real ones from Debian's packages for that arch (kubectl, etcd, containerd, runc, the CNI
 plugins, the distribution registry; busybox stands in for the rest), so their ELF headers are
-real. Each file gets a trailing marker naming what it stands in for, so no two components
+real. containerd comes from Debian's unstable suite (2.x, which reads the version 3
+configuration the rendered nodes get, and links only libc so it runs on Debian 12); the rest
+from bookworm. Each file gets a trailing marker naming what it stands in for, so no two components
 share a digest and a mix-up shows.
 
 The layouts here are written from the upstreams' release scripts, independently of
@@ -47,20 +49,66 @@ def read_release(path):
     return kubernetes, versions
 
 
+UNSTABLE = ["containerd"]
+
+
+def debian_mirror():
+    """The Debian archive this machine's apt uses (the first deb source for bookworm)."""
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for paragraph in path.read_text().split("\n\n"):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.*)$", paragraph, re.M))
+            if "deb" in fields.get("Types", "").split() and "bookworm" in fields.get("Suites", "").split():
+                return fields["URIs"].split()[0]
+    for path in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.list"))]:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+                if len(words) >= 3 and words[0] == "deb" and words[2] == "bookworm":
+                    return words[1]
+    raise SystemExit("make-mirror: no apt source for bookworm in /etc/apt")
+
+
+def unstable_apt(state):
+    """apt options for Debian's unstable suite, with sources, lists and caches of their own:
+    the machine's apt setup is not changed."""
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    (state / "sources.list").write_text(
+        f"deb [arch=amd64,arm64 signed-by={keyring}] {debian_mirror()} unstable main\n")
+    options = []
+    for setting in (f"Dir::Etc::SourceList={state}/sources.list", "Dir::Etc::SourceParts=-",
+                    f"Dir::State::Lists={state}/lists", f"Dir::Cache={state}/cache",
+                    "Acquire::Languages=none"):
+        options += ["-o", setting]
+    subprocess.run(["apt-get", "-q", *options, "update"], check=True, stdout=subprocess.DEVNULL)
+    return options
+
+
 def fetch_debs(debs):
     """Downloads the Debian packages for both arches once; later runs reuse them."""
     debs.mkdir(parents=True, exist_ok=True)
+    unstable = debs / "unstable"
+    unstable.mkdir(exist_ok=True)
+    options = None
     for arch in ARCHES:
         for package in PACKAGES:
-            if not list(debs.glob(f"{package}_*_{arch}.deb")):
-                subprocess.run(["apt-get", "download", "-q", f"{package}:{arch}"], cwd=debs, check=True,
-                               stdout=subprocess.DEVNULL)
+            where = unstable if package in UNSTABLE else debs
+            if list(where.glob(f"{package}_*_{arch}.deb")):
+                continue
+            extra = []
+            if package in UNSTABLE:
+                options = options or unstable_apt(debs / "unstable-apt")
+                extra = options
+            subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *extra, f"{package}:{arch}"], cwd=where, check=True,
+                           stdout=subprocess.DEVNULL)
 
 
 def unpack_debs(debs, arch, root):
     root.mkdir(parents=True, exist_ok=True)
     for package in PACKAGES:
-        deb = sorted(debs.glob(f"{package}_*_{arch}.deb"))[-1]
+        where = debs / "unstable" if package in UNSTABLE else debs
+        deb = sorted(where.glob(f"{package}_*_{arch}.deb"))[-1]
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
 
 

@@ -96,3 +96,18 @@ ensure_minbase_root() {
   zstd -dc "$tarball" | tar --extract --numeric-owner --same-owner --preserve-permissions \
     --xattrs --xattrs-include='*' --acls -C "$dir"
 }
+
+# ensure_boot_root DIR: like ensure_minbase_root, with systemd, dbus and iproute2 (make-host-root.sh
+# --boot): a root systemd-nspawn -b boots, for the role tests' hosts.
+ensure_boot_root() {
+  local dir=$1 key tarball
+  key=$(sha256sum <"$KUBEXM_SOURCE/tools/make-host-root.sh" | cut -c1-16) || return
+  tarball="$DEB_FIXTURE_CACHE/bookworm-boot-$key.tar.zst"
+  mkdir -p "$DEB_FIXTURE_CACHE" "$dir"
+  (
+    flock 9 || exit
+    [ -f "$tarball" ] || bash "$KUBEXM_SOURCE/tools/make-host-root.sh" --boot "$tarball"
+  ) 9>"$DEB_FIXTURE_CACHE/bookworm-boot.lock" || return
+  zstd -dc "$tarball" | tar --extract --numeric-owner --same-owner --preserve-permissions \
+    --xattrs --xattrs-include='*' --acls -C "$dir"
+}

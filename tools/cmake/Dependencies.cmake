@@ -16,7 +16,7 @@ find_path(FMT_INCLUDE_DIR fmt/format.h REQUIRED)
 # Dynamic flavour: builder, tests, benchmarks.
 add_library(kubexm_deps_shared INTERFACE)
 target_link_libraries(kubexm_deps_shared INTERFACE
-  PkgConfig::LIBARCHIVE PkgConfig::YAMLCPP OpenSSL::Crypto CLI11::CLI11
+  PkgConfig::LIBARCHIVE PkgConfig::YAMLCPP OpenSSL::SSL OpenSSL::Crypto CLI11::CLI11
   nlohmann_json::nlohmann_json Threads::Threads)
 
 # Static flavour: only what the installer needs. libarchive is used for tar + zstd only,
@@ -28,11 +28,12 @@ endfunction()
 kubexm_find_static(STATIC_ARCHIVE archive)
 kubexm_find_static(STATIC_ZSTD zstd)
 kubexm_find_static(STATIC_ACL acl)
+kubexm_find_static(STATIC_SSL ssl)
 kubexm_find_static(STATIC_CRYPTO crypto)
 kubexm_find_static(STATIC_YAMLCPP yaml-cpp)
 
 add_library(kubexm_deps_static INTERFACE)
 target_link_libraries(kubexm_deps_static INTERFACE
-  ${STATIC_ARCHIVE} ${STATIC_ZSTD} ${STATIC_ACL} ${STATIC_YAMLCPP} ${STATIC_CRYPTO}
+  ${STATIC_ARCHIVE} ${STATIC_ZSTD} ${STATIC_ACL} ${STATIC_YAMLCPP} ${STATIC_SSL} ${STATIC_CRYPTO}
   CLI11::CLI11 nlohmann_json::nlohmann_json)
 target_link_options(kubexm_deps_static INTERFACE -static -pthread)

@@ -1,0 +1,233 @@
+#include "installer/host/effects.hpp"
+
+#include "bundle/fs.hpp"
+#include "bundle/process.hpp"
+#include "bundle/sha256.hpp"
+#include "installer/host/system.hpp"
+
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+namespace kubexm {
+
+namespace fs = std::filesystem;
+
+fs::path backup_path(const fs::path& path) {
+  return fs::path(k_kubexm_state) / "backup" / path.relative_path();
+}
+
+std::string replace_hosts_block(std::string_view text, std::string_view block) {
+  std::string out;
+  bool inside = false;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    auto end = text.find('\n', at);
+    auto line = text.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
+    at = end == std::string_view::npos ? text.size() : end + 1;
+    if (line == k_hosts_begin) {
+      inside = true;
+    } else if (inside && line == k_hosts_end) {
+      inside = false;
+    } else if (!inside) {
+      out.append(line).append("\n");
+    }
+  }
+  if (!block.empty()) {
+    out.append(k_hosts_begin).append("\n").append(block).append(k_hosts_end).append("\n");
+  }
+  return out;
+}
+
+fs::path HostEffects::at(const fs::path& path) const {
+  return m_root / path.relative_path();
+}
+
+Status HostEffects::record_dirs(const fs::path& dir) {
+  std::vector<fs::path> missing;
+  std::error_code ec;
+  for (auto p = dir; p.has_relative_path() && !fs::exists(at(p), ec); p = p.parent_path()) {
+    missing.push_back(p);
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    if (auto status = m_journal.record({{"step", m_step}, {"kind", "dir"}, {"path", it->string()}}); !status) {
+      return status;
+    }
+    if (::mkdir(at(*it).c_str(), 0755) != 0 && errno != EEXIST) {
+      return fail("cannot create {}: {}", it->string(), errno_text(errno));
+    }
+  }
+  return {};
+}
+
+Result<Changed> HostEffects::place(const fs::path& path, std::string_view bytes, unsigned mode) {
+  auto target = at(path);
+  struct stat info {};
+  bool exists = ::lstat(target.c_str(), &info) == 0;
+  if (exists && S_ISREG(info.st_mode) && (info.st_mode & 07777) == mode) {
+    auto current = read_text_file(target, 1u << 31);
+    if (current && *current == bytes) {
+      return Changed::no;
+    }
+  }
+  if (exists && !S_ISREG(info.st_mode)) {
+    return fail("{} is not a regular file (a directory or a link?): kubexm writes nothing through it; move it away",
+                path.string());
+  }
+  if (auto status = record_dirs(path.parent_path()); !status) {
+    return std::unexpected(status.error());
+  }
+  // The file the host had before kubexm first placed this one is kept for reset.
+  if (!m_journal.has_change("file", "path", path.string())) {
+    nlohmann::json change{{"step", m_step}, {"kind", "file"}, {"path", path.string()}, {"mode", mode}};
+    if (exists) {
+      auto backup = backup_path(path);
+      std::error_code ec;
+      fs::create_directories(at(backup).parent_path(), ec);
+      fs::copy_file(target, at(backup), fs::copy_options::overwrite_existing, ec);
+      if (ec) {
+        return fail("cannot keep {} under {}: {}", path.string(), backup.string(), ec.message());
+      }
+      ::chmod(at(backup).c_str(), info.st_mode & 07777);
+      change["backup"] = backup.string();
+      change["backup_mode"] = info.st_mode & 07777;
+    }
+    if (auto status = m_journal.record(change); !status) {
+      return std::unexpected(status.error());
+    }
+  }
+  if (auto status = write_file_atomic(target, bytes, mode); !status) {
+    return std::unexpected(status.error());
+  }
+  ::chmod(target.c_str(), mode); // the umask does not decide
+  return Changed::yes;
+}
+
+Result<Changed> HostEffects::place_file(const fs::path& path, const fs::path& source, unsigned mode) {
+  auto bytes = read_text_file(source, 1u << 31);
+  if (!bytes) {
+    return std::unexpected(bytes.error());
+  }
+  return place(path, *bytes, mode);
+}
+
+Result<Changed> HostEffects::place_text(const fs::path& path, std::string_view text, unsigned mode) {
+  return place(path, text, mode);
+}
+
+Result<Changed> HostEffects::hosts_block(const std::vector<HostsEntry>& entries) {
+  std::string block;
+  for (const auto& entry : entries) {
+    block += fmt::format("{}\t{}\n", entry.address, fmt::join(entry.names, " "));
+  }
+  auto path = at("/etc/hosts");
+  auto text = read_text_file(path, 16 << 20).value_or("");
+  auto wanted = replace_hosts_block(text, block);
+  if (wanted == text) {
+    return Changed::no;
+  }
+  if (!m_journal.has_change("hosts", "path", "/etc/hosts")) {
+    if (auto status = m_journal.record({{"step", m_step}, {"kind", "hosts"}, {"path", "/etc/hosts"}}); !status) {
+      return std::unexpected(status.error());
+    }
+  }
+  struct stat info {};
+  unsigned mode = ::stat(path.c_str(), &info) == 0 ? (info.st_mode & 07777) : 0644;
+  if (auto status = write_file_atomic(path, wanted, mode); !status) {
+    return std::unexpected(status.error());
+  }
+  return Changed::yes;
+}
+
+Result<Changed> HostEffects::host_name(const std::string& name) {
+  auto before = kubexm::host_name();
+  auto file = at("/etc/hostname");
+  auto written = read_text_file(file, 4096).value_or("");
+  if (before == name && written == name + "\n") {
+    return Changed::no;
+  }
+  if (!m_journal.has_change("hostname", "kind", "hostname")) {
+    auto change = nlohmann::json{{"step", m_step}, {"kind", "hostname"}, {"before", before}};
+    if (auto status = m_journal.record(change); !status) {
+      return std::unexpected(status.error());
+    }
+  }
+  if (auto placed = place("/etc/hostname", name + "\n", 0644); !placed) {
+    return std::unexpected(placed.error());
+  }
+  if (auto status = set_host_name(name); !status) {
+    return std::unexpected(status.error());
+  }
+  return Changed::yes;
+}
+
+Status HostEffects::run(std::string_view what, const std::vector<std::string>& args) {
+  spdlog::debug("running {}", command_line(args));
+  auto result = run_process(args, ChildOutput::to_stderr);
+  if (!result) {
+    return add_context(result.error(), std::string(what));
+  }
+  if (result->exit_code != 0) {
+    return fail("{} ({}) exited with {}", what, command_line(args), result->exit_code);
+  }
+  return {};
+}
+
+Status HostEffects::daemon_reload() {
+  return run("systemctl daemon-reload", {"systemctl", "daemon-reload"});
+}
+
+Status HostEffects::record_service(const std::string& unit) {
+  if (m_journal.has_change("service", "unit", unit)) {
+    return {};
+  }
+  return m_journal.record({{"step", m_step},
+                           {"kind", "service"},
+                           {"unit", unit},
+                           {"was_enabled", unit_enabled(unit)},
+                           {"was_active", unit_active_state(unit) == "active"}});
+}
+
+Result<Changed> HostEffects::enable(const std::string& unit) {
+  if (unit_enabled(unit)) {
+    return Changed::no;
+  }
+  if (auto status = record_service(unit); !status) {
+    return std::unexpected(status.error());
+  }
+  if (auto status = run("systemctl enable " + unit, {"systemctl", "enable", "--quiet", unit}); !status) {
+    return std::unexpected(status.error());
+  }
+  return Changed::yes;
+}
+
+Status HostEffects::start(const std::string& unit) {
+  if (auto status = record_service(unit); !status) {
+    return status;
+  }
+  return run("systemctl start " + unit, {"systemctl", "start", "--no-block", unit});
+}
+
+Status HostEffects::swap_off() {
+  if (auto status = m_journal.record({{"step", m_step}, {"kind", "swap"}}); !status) {
+    return status;
+  }
+  return run("swapoff -a", {"swapoff", "-a"});
+}
+
+Status HostEffects::record_packages(const std::vector<std::string>& names, std::string_view format) {
+  if (names.empty()) {
+    return {};
+  }
+  return m_journal.record({{"step", m_step}, {"kind", "packages"}, {"names", names}, {"format", format}});
+}
+
+Status HostEffects::record_action(const std::string& name) {
+  return m_journal.record({{"step", m_step}, {"kind", "action"}, {"name", name}});
+}
+
+bool HostEffects::action_done(const std::string& name) const {
+  return m_journal.has_change("action", "name", name);
+}
+
+} // namespace kubexm
