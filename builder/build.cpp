@@ -342,4 +342,21 @@ Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, c
   return std::move(made->nodes);
 }
 
+Result<bool> assemble_preparation(const Plan& plan, const fs::path& tree) {
+  const auto& roles = plan.bundle.roles;
+  bool kubelet_hosts = std::ranges::any_of(roles, [](const std::string& r) { return r == "master" || r == "worker"; });
+  bool containerd = std::ranges::any_of(plan.artifacts, [](const Artifact& a) { return a.component == "containerd"; });
+  if (plan.site || !kubelet_hosts || !containerd) {
+    return false;
+  }
+  RenderInputs inputs{default_templates_dir(), {}};
+  for (const auto& image : plan.images) {
+    inputs.images.emplace(image.name, image.ref);
+  }
+  if (auto status = render_preparation(tree / "prepare" / "kubernetes", inputs); !status) {
+    return std::unexpected(status.error());
+  }
+  return true;
+}
+
 } // namespace kubexm

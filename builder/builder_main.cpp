@@ -370,6 +370,15 @@ Status run_build(const BuilderOptions& options) {
       status = std::unexpected(rendered.error());
     }
   }
+  if (status && !plan->site) {
+    auto prepared = assemble_preparation(*plan, tree);
+    if (!prepared) {
+      status = std::unexpected(prepared.error());
+    } else if (*prepared) {
+      spdlog::info("no site: masters' and workers' hosts get a default runtime configuration, carried under "
+                   "prepare/kubernetes/");
+    }
+  }
   if (status) {
     BuilderOptions pack = options;
     pack.dist_dir = tree;

@@ -440,6 +440,8 @@ public:
   }
   // A service only enabled: an action starts it (kubeadm starts the kubelet).
   void enable(const std::string& name) { m_phases[m_phase].enable.push_back(name); }
+  // An OS package's service this node must not run: stopped and disabled.
+  void disable(const std::string& name) { m_phases[m_phase].disable.push_back(name); }
   // A command of the node's phase: run before its services start (OS settings) or after
   // (kubeadm, applying manifests); `wait_for` ("host:port") is an apiserver it needs up
   // first, which the installer waits for.
@@ -492,6 +494,9 @@ private:
       if (!work.enable.empty()) {
         out << YAML::Key << "enable" << YAML::Value << YAML::Flow << work.enable;
       }
+      if (!work.disable.empty()) {
+        out << YAML::Key << "disable" << YAML::Value << YAML::Flow << work.disable;
+      }
       emit_actions(out, "after", work.after);
       out << YAML::EndMap;
     }
@@ -514,6 +519,7 @@ private:
     Actions before;
     std::vector<std::string> services;
     std::vector<std::string> enable;
+    std::vector<std::string> disable;
     Actions after;
   };
 
@@ -625,6 +631,8 @@ void render_external_lb(Node& node) {
   node.render("scripts/check-apiserver-lb.sh", "etc/keepalived/check-apiserver-lb.sh", 0755);
   node.render("os/sysctl-lb.conf", "etc/sysctl.d/99-kubexm-lb.conf");
   node.action(Node::When::before, "sysctl", {"sysctl", "--system"});
+  // The lb role's OS packages bring both proxies; the one this site does not use must not run.
+  node.disable(haproxy ? "nginx" : "haproxy");
   node.service(type);
   node.service("keepalived");
 }
@@ -855,6 +863,62 @@ Status write_files(const fs::path& dir, const Files& files, RenderReport& report
 }
 
 } // namespace
+
+Status render_preparation(const fs::path& dir, const RenderInputs& inputs) {
+  mstch::config::escape = [](const std::string& text) { return text; };
+  auto pause = inputs.images.find("pause");
+  mstch::map context{
+      {"node_name", std::string("this host (prepared without a site)")},
+      {"cluster_name", std::string("the cluster it will join")},
+      {"prepared", true},
+      {"runtime_service", runtime_service("containerd")},
+      {"sandbox_image", pause == inputs.images.end() ? std::string() : pause->second},
+  };
+  Sources sources(inputs.templates_dir, {});
+  Files files;
+  std::vector<Error> errors;
+  auto render = [&](const std::string& name, const std::string& path) {
+    auto text = sources.tmpl(name);
+    if (!text) {
+      errors.push_back(text.error());
+      return;
+    }
+    files[path] = {mstch::render(*text, context), 0644};
+  };
+  render("os/sysctl.conf", "etc/sysctl.d/99-kubexm.conf");
+  render("os/modules-load.conf", "etc/modules-load.d/kubexm.conf");
+  render("systemd/containerd.service", "usr/lib/systemd/system/containerd.service");
+  render("systemd/kubexm-containerd.conf", "usr/lib/systemd/system/containerd.service.d/kubexm-containerd.conf");
+  render("runtime/containerd-config.toml", "etc/containerd/config.toml");
+  render("systemd/kubelet.service", "usr/lib/systemd/system/kubelet.service");
+  render("systemd/10-kubeadm.conf", "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf");
+  if (auto status = join_errors(errors); !status) {
+    return add_context(status.error(), fmt::format("preparing hosts with the templates of {}", inputs.templates_dir.string()));
+  }
+  // The same node.yaml a site's worker has, less what needs a cluster: no node, no hosts,
+  // no join.
+  files["node.yaml"] = {R"(# What kubexm's installer does on a master's or worker's host from a bundle without a site
+# (docs/site.md#node-yaml): the runtime started, the kubelet enabled for kubeadm to start.
+prepare: kubernetes
+roles: [master, worker]
+phases:
+  - phase: 1
+    before:
+      - {name: load-modules, run: [systemctl, restart, systemd-modules-load.service]}
+      - {name: os-init, run: [sysctl, --system]}
+    services: [containerd]
+    enable: [kubelet]
+)",
+                       0644};
+  for (const auto& [path, file] : files) {
+    std::error_code ec;
+    fs::create_directories((dir / path).parent_path(), ec);
+    if (auto status = write_file_atomic(dir / path, file.text, file.mode); !status) {
+      return status;
+    }
+  }
+  return {};
+}
 
 fs::path default_templates_dir() {
   return data_dir("KUBEXM_TEMPLATES", "templates", "README.md", KUBEXM_SOURCE_TEMPLATES);

@@ -36,6 +36,13 @@ struct RenderReport {
 // rendering made that this one does not are removed.
 Result<RenderReport> render_site(const Site& site, const std::filesystem::path& dir, const RenderInputs& inputs);
 
+// A bundle without a site still prepares the hosts of masters and workers
+// (docs/install.md#a-bundle-without-a-site): the runtime with a default configuration, the
+// kubelet's unit with kubeadm's drop-in, the kernel modules and settings, and a node.yaml that
+// starts the runtime and enables (does not start) the kubelet. Written under DIR, which the
+// bundle carries as prepare/kubernetes/.
+Status render_preparation(const std::filesystem::path& dir, const RenderInputs& inputs);
+
 // templates/ of the source tree, or $KUBEXM_TEMPLATES.
 std::filesystem::path default_templates_dir();
 

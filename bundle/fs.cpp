@@ -1,6 +1,8 @@
 #include "bundle/fs.hpp"
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <fcntl.h>
 #include <memory>
 #include <sys/stat.h>
@@ -194,6 +196,22 @@ Status remove_tree(const fs::path& path) {
     return fail("cannot remove {}: {}", path.string(), ec.message());
   }
   return {};
+}
+
+void remove_stale_temporaries(const std::filesystem::path& path) {
+  auto prefix = path.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(path.parent_path(), ec)) {
+    auto name = entry.path().filename().string();
+    if (!name.starts_with(prefix)) {
+      continue;
+    }
+    auto pid = std::atoi(name.c_str() + prefix.size());
+    if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) {
+      continue; // still being written
+    }
+    std::filesystem::remove(entry.path(), ec);
+  }
 }
 
 } // namespace kubexm

@@ -91,6 +91,10 @@ private:
 // Writes a whole file atomically.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view text, unsigned mode = 0644);
 
+// Removes what AtomicFiles for `path` left when their process was killed (`path`.tmp-<pid>
+// of processes that no longer run); a caller about to write `path` again calls it.
+void remove_stale_temporaries(const std::filesystem::path& path);
+
 // Removes a tree, never following symlinks; a missing tree is not an error.
 Status remove_tree(const std::filesystem::path& path);
 

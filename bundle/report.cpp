@@ -34,6 +34,21 @@ nlohmann::json images_json(const BundleInfo& info) {
   return out;
 }
 
+nlohmann::json site_json(const BundleInfo& info) {
+  if (!info.site) {
+    return nullptr;
+  }
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& node : info.site->nodes) {
+    nodes.push_back(
+        {{"name", node.name}, {"address", node.address}, {"arch", node.arch}, {"os", node.os}, {"roles", node.roles}});
+  }
+  return {{"name", info.site->name},
+          {"deployment", info.site->deployment},
+          {"apiserver_port", info.site->apiserver_port},
+          {"nodes", nodes}};
+}
+
 nlohmann::json info_json(const BundleInfo& info) {
   return {{"name", info.name},
           {"version", info.version},
@@ -45,7 +60,8 @@ nlohmann::json info_json(const BundleInfo& info) {
           {"roles", info.roles},
           {"components", components_json(info)},
           {"packages", packages_json(info)},
-          {"images", images_json(info)}};
+          {"images", images_json(info)},
+          {"site", site_json(info)}};
 }
 
 // The nodes a bundle carries rendered files for: site/nodes/<node>/node.yaml members.
@@ -119,6 +135,14 @@ std::string describe_bundle_text(const BundleHeader& header, const PayloadLocati
   }
   if (auto nodes = site_nodes(header); !nodes.empty()) {
     text += fmt::format("site:         {} nodes under site/nodes: {}\n", nodes.size(), fmt::join(nodes, ", "));
+  }
+  if (info.site) {
+    text += fmt::format("deployment:   {} ({}), the apiservers behind lb.kubexm.local:{}\n", info.site->deployment,
+                        info.site->name, info.site->apiserver_port);
+    for (const auto& node : info.site->nodes) {
+      text += fmt::format("node:         {:<16} {:<15} {} {} {}\n", node.name, node.address, node.arch,
+                          node.os.empty() ? "-" : node.os, fmt::join(node.roles, ","));
+    }
   }
   if (payload.trailer) {
     text += fmt::format("trailer:      format {}, payload SHA-256 {}\n", payload.trailer->format_version,

@@ -159,7 +159,7 @@ Status run_packages(const InstallerOptions& options) {
     return std::unexpected(path.error());
   }
   auto progress = make_progress(options.common, "install");
-  PackagesRequest request{*path, options.role, options.root, options.dry_run, options.json, progress.get(), {}, {}};
+  PackagesRequest request{*path, options.role, options.root, options.dry_run, options.json, progress.get(), {}, false, {}};
   auto report = install_packages(request);
   if (!report) {
     return std::unexpected(report.error());

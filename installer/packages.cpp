@@ -189,6 +189,40 @@ std::vector<std::string> apt_options(const std::string& state) {
   return options;
 }
 
+// /usr/sbin/policy-rc.d while apt runs: invoke-rc.d and deb-systemd-invoke then start
+// nothing. Ours carries a marker, so that one a killed run left is removed by the next, and
+// one the admin put there is never touched.
+constexpr std::string_view k_policy_marker = "# kubexm: no service starts while the bundle's packages install";
+
+class ServiceHold {
+public:
+  static Result<ServiceHold> take(const Host& host) {
+    auto path = host.at("/usr/sbin/policy-rc.d");
+    auto existing = read_text_file(path, 1 << 16);
+    if (existing && existing->find(k_policy_marker) == std::string::npos) {
+      return ServiceHold(fs::path()); // the admin's own: it decides
+    }
+    auto text = fmt::format("#!/bin/sh\n{}\nexit 101\n", k_policy_marker);
+    if (auto status = write_file_atomic(path, text, 0755); !status) {
+      return std::unexpected(status.error());
+    }
+    return ServiceHold(path);
+  }
+  ServiceHold(ServiceHold&& other) noexcept : m_path(std::exchange(other.m_path, {})) {}
+  ServiceHold& operator=(ServiceHold&&) = delete;
+  ServiceHold(const ServiceHold&) = delete;
+  ~ServiceHold() {
+    if (!m_path.empty()) {
+      std::error_code ec;
+      fs::remove(m_path, ec);
+    }
+  }
+
+private:
+  explicit ServiceHold(fs::path path) : m_path(std::move(path)) {}
+  fs::path m_path;
+};
+
 Status install_deb(const Host& host, const Extracted& extracted, const std::string& set_path, const Plan& plan) {
   auto repo = fmt::format("{}/{}", extracted.state_dir, set_path);
   for (const char* dir : {"sources.list.d", "apt/lists/partial", "apt/cache/archives/partial"}) {
@@ -443,6 +477,14 @@ Result<Session> open_session(const PackagesRequest& request) {
 
 Status install(const Session& session) {
   const auto& s = session;
+  std::optional<ServiceHold> hold;
+  if (s.set.format == "deb" && s.request.hold_services) {
+    auto taken = ServiceHold::take(s.host);
+    if (!taken) {
+      return std::unexpected(taken.error());
+    }
+    hold.emplace(std::move(*taken));
+  }
   auto status = s.set.format == "deb" ? install_deb(s.host, s.extracted, s.set_path, s.plan)
                                       : install_rpm(s.host, s.extracted, s.plan);
   if (status) {
@@ -484,9 +526,12 @@ Result<std::string> install_packages(const PackagesRequest& request) {
                                             : std::string("dry run: nothing was changed\n")));
   }
   if (request.before_install) {
+    // Only what the host did not have: an upgraded package of its own is not ours to remove.
     std::vector<std::string> names;
     for (const auto& planned : plan.install) {
-      names.push_back(planned.package->name);
+      if (planned.installed.empty()) {
+        names.push_back(planned.package->name);
+      }
     }
     if (auto status = request.before_install(names); !status) {
       return std::unexpected(status.error());

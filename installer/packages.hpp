@@ -22,8 +22,13 @@ struct PackagesRequest {
   // by the role engine: nothing is extracted again. Empty: extracted under
   // /var/lib/kubexm/packages/<digest>.
   std::filesystem::path extracted;
-  // Told the names of the packages this run is about to install, before it does (the role
-  // engine journals them); an error stops the run.
+  // deb: the packages' own scripts start no service while apt installs them (Debian's
+  // policy-rc.d), since the role engine starts the node's services once their files are in
+  // place; otherwise a daemon would come up on its package's defaults (nginx on port 80).
+  bool hold_services = false;
+  // Told the names of the packages this run is about to install that the host does not have
+  // at all (not those it upgrades), before it does (the role engine journals them); an
+  // error stops the run.
   std::function<Status(const std::vector<std::string>&)> before_install;
 };
 

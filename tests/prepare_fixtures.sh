@@ -15,5 +15,6 @@ ensure_deb_mirror
 ensure_rpm_repo
 ensure_images
 ensure_minbase_root "$WORK/root" # unpacked once to prove the tarball is whole
-[ -x "$WORK/root/usr/bin/dpkg" ] || fail "the minbase root has no dpkg"
+ensure_boot_root "$WORK/boot"   # the booted role-test hosts' root
+[ -x "$WORK/root/usr/bin/dpkg" ] && [ -x "$WORK/boot/lib/systemd/systemd" ] || fail "a host root is incomplete"
 pass "fixtures ready in $((SECONDS - started)) s: $MIRROR_ROOT $DEB_MIRROR_ROOT $RPM_REPO_ROOT $IMAGES_ROOT"

@@ -161,6 +161,27 @@ step "running it again imports nothing"
 "${offline[@]}" "$demo/host/install" images --address "$CONTAINERD_ADDRESS"
 stop_containerd
 
+step "a booted Debian 12 host with no network (systemd-nspawn): ./install --role=worker as node worker1"
+# The host has one interface, on a private LAN with address 10.40.0.21 (worker1's), and the
+# bundle on a read-only "USB stick" at /media/kubexm. No master is up in the demo, so the join
+# waits 20 s for an apiserver and stops with exit status 5: run again once the masters are up.
+source tests/e2e/hosts.sh
+lan_up
+host_boot worker1 10.40.0.21 "$PWD/$demo/host"
+rc=0
+host_run worker1 /media/kubexm/install --role=worker --wait 20s 2>"$demo/worker1.log" || rc=$?
+grep -E "^install: (this host|[a-z-]+: [^ ]|error)" "$demo/worker1.log" | grep -v "would\|running apt" || true
+echo "(exit status $rc; the whole run, apt's output included, is in $demo/worker1.log)"
+host_run worker1 /media/kubexm/install status
+host_run worker1 ctr -n k8s.io images list -q | grep -v '^sha256:'
+
+step "the same again on that host: every step is done with these inputs, only the join waits again"
+host_run worker1 /media/kubexm/install --role=worker --wait 5s 2>&1 | grep -E "unchanged|error" || true
+
+step "./install reset: the host as it was (OS packages and data kept unless asked)"
+host_run worker1 /media/kubexm/install reset --purge-data --purge-packages 2>/dev/null
+hosts_down
+
 step "done"
 echo "bundle digest: $(sha256sum "$demo/host/kubexm-dist/SHA256SUMS" | cut -d' ' -f1)"
 echo "everything is under $demo"

@@ -15,8 +15,8 @@ is written last.
 The graph is EL9-like, sized to exercise a dependency solver on the names the rocky-9
 profile asks for (os-profiles/packages.yaml mapped by os-profiles/rocky-9.yaml):
   conntrack-tools ipset ipvsadm socat ebtables ethtool iptables iproute chrony curl tar
-  ca-certificates kmod nfs-utils iscsi-initiator-utils libseccomp container-selinux
-  keepalived haproxy nginx
+  ca-certificates kmod procps-ng nfs-utils iscsi-initiator-utils libseccomp container-selinux
+  keepalived haproxy nginx nginx-mod-stream
 All of them install on both arches. The hard cases, and the packages that carry them:
 
   virtual provides     conntrack-tools requires sonames only (libmnl.so.0()(64bit), ...);
@@ -55,7 +55,7 @@ All of them install on both arches. The hard cases, and the packages that carry 
                        subpackages of arch source rpms. ca-certificates (noarch) requires
                        p11-kit-trust (arch), so it pulls different rpms per arch.
   comps group core     BaseOS's comps: mandatory basesystem filesystem setup glibc bash
-                       coreutils rocky-release rpm shadow-utils curl, default chrony; closed
+                       coreutils rocky-release rpm shadow-utils curl procps-ng, default chrony; closed
                        within BaseOS. A closure relative to it drops glibc, bash, openssl-libs,
                        curl, ca-certificates (requested, but already in core), ...; chrony,
                        only a default member, stays in it.
@@ -92,7 +92,7 @@ BINARY_DIRS = ("/usr/bin/", "/usr/sbin/", "/usr/lib64/", "/usr/libexec/")
 
 # The comps group "core" of BaseOS.
 CORE_MANDATORY = ["basesystem", "filesystem", "setup", "glibc", "bash", "coreutils", "rocky-release", "rpm",
-                  "shadow-utils", "curl"]
+                  "shadow-utils", "curl", "procps-ng"]
 CORE_DEFAULT = ["chrony"]
 
 LIBC = ["libc.so.6()(64bit)", "libc.so.6(GLIBC_2.34)(64bit)", "rtld(GNU_HASH)"]
@@ -330,6 +330,14 @@ SOURCES = [
         license="LGPL-3.0-or-later"),
     Src("libseccomp", "2.5.2-2.el9", "BaseOS", [
         libpkg("libseccomp", "Enhanced seccomp library", ["libseccomp.so.2"])], license="LGPL-2.1-only"),
+    # sysctl, which applies a node's kernel settings; a mandatory member of core, as in EL9.
+    Src("procps-ng", "3.3.17-14.el9", "BaseOS", [
+        Pkg("procps-ng", "System and process monitoring utilities",
+            requires=LIBC,
+            provides=["procps = {evr}", "libprocps.so.8()(64bit)"],
+            files="/usr/sbin/sysctl /usr/bin/ps /usr/bin/free /usr/bin/pgrep /usr/bin/pkill /usr/bin/top "
+                  "/usr/lib64/libprocps.so.8"),
+    ], license="GPL-2.0-or-later AND LGPL-2.0-or-later"),
     Src("kmod", "28-10.el9", "BaseOS", [
         Pkg("kmod", "Linux kernel module management utilities",
             requires=["kmod-libs{isa} = {evr}", "libkmod.so.2()(64bit)"] + LIBC,
@@ -466,7 +474,10 @@ SOURCES = [
                       "libssl.so.3()(64bit)", "libcrypto.so.3()(64bit)", "libz.so.1()(64bit)"] + LIBC,
             files="/usr/sbin/nginx /etc/nginx/nginx.conf /etc/nginx/mime.types /etc/nginx/fastcgi_params"),
         Pkg("nginx-filesystem", "The basic directory layout for the Nginx server", noarch=True,
-            requires=["shadow-utils"], files="/etc/nginx/ /etc/nginx/conf.d/ /etc/nginx/default.d/")],
+            requires=["shadow-utils"], files="/etc/nginx/ /etc/nginx/conf.d/ /etc/nginx/default.d/"),
+        # The TCP proxy kubexm-kn's configuration uses: a loadable module, as in EL9.
+        Pkg("nginx-mod-stream", "Nginx stream modules", requires=["nginx{isa} = {evr}"] + LIBC,
+            files="/usr/lib64/nginx/modules/ngx_stream_module.so /usr/share/nginx/modules/mod-stream.conf")],
         license="BSD-2-Clause"),
     Src("rocky-logos", "90.15-2.el9", "AppStream", [
         Pkg("rocky-logos-httpd", "Rocky Linux related icons and pictures used by httpd and nginx", noarch=True,

@@ -62,6 +62,7 @@ Status HostEffects::record_dirs(const fs::path& dir) {
 
 Result<Changed> HostEffects::place(const fs::path& path, std::string_view bytes, unsigned mode) {
   auto target = at(path);
+  remove_stale_temporaries(target); // what a killed run was writing
   struct stat info {};
   bool exists = ::lstat(target.c_str(), &info) == 0;
   if (exists && S_ISREG(info.st_mode) && (info.st_mode & 07777) == mode) {
@@ -121,13 +122,17 @@ Result<Changed> HostEffects::hosts_block(const std::vector<HostsEntry>& entries)
     block += fmt::format("{}\t{}\n", entry.address, fmt::join(entry.names, " "));
   }
   auto path = at("/etc/hosts");
+  remove_stale_temporaries(path);
   auto text = read_text_file(path, 16 << 20).value_or("");
   auto wanted = replace_hosts_block(text, block);
   if (wanted == text) {
     return Changed::no;
   }
   if (!m_journal.has_change("hosts", "path", "/etc/hosts")) {
-    if (auto status = m_journal.record({{"step", m_step}, {"kind", "hosts"}, {"path", "/etc/hosts"}}); !status) {
+    std::error_code ec;
+    bool existed = fs::exists(path, ec);
+    if (auto status = m_journal.record({{"step", m_step}, {"kind", "hosts"}, {"path", "/etc/hosts"}, {"existed", existed}});
+        !status) {
       return std::unexpected(status.error());
     }
   }
@@ -152,7 +157,9 @@ Result<Changed> HostEffects::host_name(const std::string& name) {
       return std::unexpected(status.error());
     }
   }
-  if (auto placed = place("/etc/hostname", name + "\n", 0644); !placed) {
+  struct stat info {}; // the host's own mode is kept, as for /etc/hosts
+  unsigned mode = ::stat(file.c_str(), &info) == 0 ? (info.st_mode & 07777) : 0644;
+  if (auto placed = place("/etc/hostname", name + "\n", mode); !placed) {
     return std::unexpected(placed.error());
   }
   if (auto status = set_host_name(name); !status) {
@@ -206,6 +213,27 @@ Status HostEffects::start(const std::string& unit) {
     return status;
   }
   return run("systemctl start " + unit, {"systemctl", "start", "--no-block", unit});
+}
+
+Status HostEffects::restart(const std::string& unit) {
+  if (auto status = record_service(unit); !status) {
+    return status;
+  }
+  return run("systemctl restart " + unit, {"systemctl", "restart", "--no-block", unit});
+}
+
+Result<Changed> HostEffects::disable(const std::string& unit) {
+  if (!unit_known(unit) || (!unit_enabled(unit) && unit_active_state(unit) != "active")) {
+    return Changed::no;
+  }
+  if (auto status = record_service(unit); !status) {
+    return std::unexpected(status.error());
+  }
+  if (auto status = run("systemctl disable --now " + unit, {"systemctl", "disable", "--now", "--quiet", unit});
+      !status) {
+    return std::unexpected(status.error());
+  }
+  return Changed::yes;
 }
 
 Status HostEffects::swap_off() {

@@ -46,7 +46,11 @@ public:
   // systemd. enable() and start() record the unit's state before the first change.
   Status daemon_reload();
   Result<Changed> enable(const std::string& unit);
-  Status start(const std::string& unit); // without waiting: the caller waits, bounded
+  Status start(const std::string& unit);   // without waiting: the caller waits, bounded
+  Status restart(const std::string& unit); // the same, for a unit running on files just changed
+  // Stops and disables a unit that must not run on this node (another role's proxy an OS
+  // package enabled); nothing when it is not there.
+  Result<Changed> disable(const std::string& unit);
   Status swap_off();
 
   // What a step did that only it can say.

@@ -164,20 +164,28 @@ bool module_available(const std::string& name) {
   auto dir = fs::path("/lib/modules") / kernel_release();
   auto builtin = read_small(dir / "modules.builtin");
   auto dep = read_small(dir / "modules.dep");
+  auto wanted = name;
+  std::ranges::replace(wanted, '-', '_');
   for (const auto& text : {builtin, dep}) {
     std::istringstream lines(text);
     std::string line;
     while (std::getline(lines, line)) {
-      auto path = line.substr(0, line.find(':'));
-      auto file = fs::path(path).filename().string();
+      auto file = fs::path(line.substr(0, line.find(':'))).filename().string();
       auto stem = file.substr(0, file.find(".ko"));
       std::ranges::replace(stem, '-', '_');
-      auto wanted = name;
-      std::ranges::replace(wanted, '-', '_');
       if (stem == wanted) {
         return true;
       }
     }
+  }
+  // Built into a kernel without its modules.builtin (a container, a custom kernel): what
+  // the module gives is there. A built-in module without parameters has no /sys/module.
+  std::error_code ec;
+  if (name == "overlay") {
+    return read_small("/proc/filesystems").find("\toverlay\n") != std::string::npos;
+  }
+  if (name == "br_netfilter") {
+    return fs::exists("/proc/sys/net/bridge/bridge-nf-call-iptables", ec);
   }
   return false;
 }

@@ -47,6 +47,7 @@ struct RoleContext {
   Host host;
   const PackageTargetRecord* packages = nullptr; // this host's OS in the bundle, when it carries OS packages
   std::optional<SiteNodeRecord> node;            // none: a bundle without a site (host preparation)
+  std::string prepared_dir;                      // without a site: "prepare/kubernetes/" for masters and workers
   std::vector<std::string> roles;                // the node's roles, or the one asked for
   std::string kubernetes = "kubeadm";            // kubeadm or kubexm, from the site's deployment
   std::string runtime = "containerd";            // the node's: containerd, docker or cri-o
@@ -56,8 +57,11 @@ struct RoleContext {
   std::string detail; // what the running step did, for its report line
 
   bool has(std::string_view role) const;
-  // "site/nodes/<node>/", or empty without a site.
+  // "site/nodes/<node>/"; without a site, the prepared host's files ("prepare/kubernetes/")
+  // where the role has them, else empty.
   std::string node_dir() const;
+  // "node etcd1", or "this host" when it is prepared without a site.
+  std::string who() const;
   // The bundle member `path` in the extracted part, as the host sees it.
   std::filesystem::path member(std::string_view path) const;
   // node.yaml, read from the extracted part on first use.

@@ -29,6 +29,16 @@ std::string needs_site(const RoleContext& ctx) {
   return ctx.node ? std::string() : std::string("the bundle has no site: a site's nodes get their configuration");
 }
 
+// A site's node, or a master or worker prepared from a bundle without a site.
+std::string needs_node_files(const RoleContext& ctx) {
+  if (!ctx.node_dir().empty()) {
+    return {};
+  }
+  return ctx.has("master") || ctx.has("worker")
+             ? "the bundle has neither a site nor a prepared host's configuration (it carries no containerd)"
+             : fmt::format("the bundle has no site: the {} role gets its configuration from one", ctx.request.role);
+}
+
 std::string needs_packages(const RoleContext& ctx) {
   return ctx.header.info.packages.empty() ? "the bundle carries no OS packages" : "";
 }
@@ -42,7 +52,7 @@ std::string needs_images(const RoleContext& ctx) {
   if (!ctx.has("master") && !ctx.has("worker")) {
     return "no container runtime on this node";
   }
-  return ctx.header.info.images.empty() ? "the bundle carries no images" : needs_site(ctx);
+  return ctx.header.info.images.empty() ? "the bundle carries no images" : needs_node_files(ctx);
 }
 
 std::string no_inputs(const RoleContext&) {
@@ -118,8 +128,9 @@ std::string plan_binaries(const RoleContext& ctx) {
 }
 
 std::string plan_files(const RoleContext& ctx) {
-  return fmt::format("place the node's {} files, its /etc/hosts block and host name {}",
-                     members_under(ctx, ctx.node_dir()).size() - 1, ctx.node ? ctx.node->name : "");
+  auto count = members_under(ctx, ctx.node_dir()).size() - 1;
+  return ctx.node ? fmt::format("place the node's {} files, its /etc/hosts block and host name {}", count, ctx.node->name)
+                  : fmt::format("place the {} files of a default configuration (no site)", count);
 }
 
 std::string plan_os(const RoleContext&) {
@@ -149,9 +160,9 @@ constexpr Step k_steps[] = {
     {"extract", false, needed, extract_inputs, plan_extract, extract},
     {"packages", false, needs_packages, packages_inputs, plan_packages, install_os_packages},
     {"binaries", false, needs_binaries, binaries_inputs, plan_binaries, place_binaries},
-    {"files", false, needs_site, node_inputs, plan_files, place_node_files},
-    {"os-init", false, needs_site, os_inputs, plan_os, init_os},
-    {"services", false, needs_site, services_inputs, plan_services, start_services},
+    {"files", false, needs_node_files, node_inputs, plan_files, place_node_files},
+    {"os-init", false, needs_node_files, os_inputs, plan_os, init_os},
+    {"services", false, needs_node_files, services_inputs, plan_services, start_services},
     {"images", false, needs_images, images_inputs, plan_images, import_node_images},
     {"actions", false, needs_site, node_inputs, plan_actions, run_after_actions},
     {"health", true, needed, no_inputs, plan_health, check_health},
@@ -188,6 +199,13 @@ Status choose_roles(RoleContext& ctx) {
       return std::unexpected(Error(ErrorKind::usage, "--node: the bundle has no site, so no nodes to choose from"));
     }
     ctx.roles = {ctx.request.role};
+    // Masters and workers get the runtime and the kubelet's unit from the bundle's prepared
+    // configuration (builder: render_preparation).
+    bool kubelet = ctx.request.role == "master" || ctx.request.role == "worker";
+    const std::string prepared = "prepare/kubernetes/node.yaml";
+    if (kubelet && std::ranges::find(ctx.header.index, prepared, &IndexEntry::path) != ctx.header.index.end()) {
+      ctx.prepared_dir = "prepare/kubernetes/";
+    }
     return {};
   }
   auto choice = choose_node(*info.site, ctx.request.node, local_ipv4_addresses(), host_name());
@@ -243,6 +261,7 @@ Status run_step(const Step& step, RoleContext& ctx, std::vector<StepReport>& rep
   if (!why) {
     auto record = ctx.effects->journal().step(step.name);
     reports.push_back({step.name, "unchanged", fmt::format("done {}, inputs unchanged", record->finished), 0});
+    spdlog::info("{}: unchanged (done {})", step.name, record->finished);
     return {};
   }
   if (ctx.request.dry_run) {

@@ -42,6 +42,7 @@ void read_phases(const YAML::Node& root, NodeConfig& config, std::vector<std::st
     phase.before = actions(item["before"], problems);
     phase.services = strings(item["services"]);
     phase.enable = strings(item["enable"]);
+    phase.disable = strings(item["disable"]);
     phase.after = actions(item["after"], problems);
     config.phases.push_back(std::move(phase));
   }
@@ -85,6 +86,7 @@ Result<NodeConfig> parse_node_config(std::string_view text, std::string_view wha
       return fail_verification("{}: expected a mapping", what);
     }
     config.node = root["node"].as<std::string>("");
+    config.prepare = root["prepare"].as<std::string>("");
     config.address = root["address"].as<std::string>("");
     config.arch = root["arch"].as<std::string>("");
     config.roles = strings(root["roles"]);
@@ -97,7 +99,8 @@ Result<NodeConfig> parse_node_config(std::string_view text, std::string_view wha
   } catch (const YAML::Exception& e) {
     return fail_verification("{}: line {}: {}", what, e.mark.line + 1, e.msg);
   }
-  if (config.node.empty() || config.address.empty() || config.roles.empty()) {
+  bool prepared = !config.prepare.empty(); // a bundle without a site: no node, no address
+  if (config.roles.empty() || (!prepared && (config.node.empty() || config.address.empty()))) {
     problems.push_back("node, address and roles are required");
   }
   if (!problems.empty()) {
@@ -113,8 +116,10 @@ std::string site_listing(const SiteRecord& site, const std::vector<std::string>&
   for (const auto& node : site.nodes) {
     out += fmt::format("\n  {:<16} {:<15} {}", node.name, node.address, fmt::join(node.roles, ", "));
   }
+  std::vector<std::string> own;
+  std::ranges::copy_if(addresses, std::back_inserter(own), [](const std::string& a) { return !a.starts_with("127."); });
   out += fmt::format("\nthis host is '{}' with addresses {}", name,
-                     addresses.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(addresses, ", ")));
+                     own.empty() ? std::string("(none but loopback)") : fmt::format("{}", fmt::join(own, ", ")));
   return out;
 }
 

@@ -23,6 +23,7 @@ struct NodePhase {
   std::vector<NodeAction> before;
   std::vector<std::string> services; // enabled and started, in order, each waited for
   std::vector<std::string> enable;   // only enabled: an action starts them
+  std::vector<std::string> disable;  // stopped and disabled: OS packages' services this node must not run
   std::vector<NodeAction> after;
 };
 
@@ -35,6 +36,7 @@ struct HostsEntry {
 struct NodeConfig {
   std::string node;
   std::string address;
+  std::string prepare; // "kubernetes": a host prepared from a bundle without a site (no node, no address)
   std::string arch;
   std::vector<std::string> roles;
   std::string cluster;

@@ -199,8 +199,13 @@ Status undo_change(const nlohmann::json& change, const ResetRequest& request, Un
     return undo_dir(change, undone);
   }
   if (kind == "hosts") {
-    auto text = read_text_file("/etc/hosts", 16 << 20).value_or("");
-    return write_file_atomic("/etc/hosts", replace_hosts_block(text, ""), 0644);
+    auto text = replace_hosts_block(read_text_file("/etc/hosts", 16 << 20).value_or(""), "");
+    if (text.empty() && !change.value("existed", true)) {
+      std::error_code ec;
+      fs::remove("/etc/hosts", ec); // it was made for the block alone
+      return {};
+    }
+    return write_file_atomic("/etc/hosts", text, 0644);
   }
   if (kind == "hostname") {
     return set_host_name(change.value("before", ""));

@@ -20,7 +20,11 @@ bool RoleContext::has(std::string_view role) const {
 }
 
 std::string RoleContext::node_dir() const {
-  return node ? fmt::format("site/nodes/{}/", node->name) : std::string();
+  return node ? fmt::format("site/nodes/{}/", node->name) : prepared_dir;
+}
+
+std::string RoleContext::who() const {
+  return node ? "node " + node->name : std::string("this host");
 }
 
 fs::path RoleContext::member(std::string_view path) const {

@@ -1,6 +1,6 @@
-// Node files: everything under site/nodes/<node>/ at its host path with its mode (the
-// preflight has refused anything outside a node's places), the kubexm block of /etc/hosts
-// and the host name.
+// Node files: everything under site/nodes/<node>/ (or, without a site, prepare/kubernetes/)
+// at its host path with its mode (the preflight has refused anything outside a node's
+// places), the kubexm block of /etc/hosts and the host name.
 #include "installer/role/step.hpp"
 #include "installer/steps/steps.hpp"
 
@@ -21,7 +21,7 @@ Status place_node_files(RoleContext& ctx) {
     }
     if (!allowed_node_path(path)) { // the preflight said so already; never write it regardless
       return fail("the bundle's files for {} include /{}, which is not a place for a node's configuration",
-                  ctx.node->name, path);
+                  ctx.who(), path);
     }
     auto placed = ctx.effects->place_file("/" + path, ctx.member(entry->path), entry->mode);
     if (!placed) {
@@ -29,6 +29,10 @@ Status place_node_files(RoleContext& ctx) {
     }
     ++count;
     changed += *placed == Changed::yes ? 1u : 0u;
+  }
+  if (!ctx.node) { // prepared without a site: the host keeps its name and /etc/hosts
+    ctx.detail = fmt::format("{} files, {} written (a default configuration: no site)", count, changed);
+    return {};
   }
   auto hosts = ctx.effects->hosts_block((*config)->hosts);
   if (!hosts) {

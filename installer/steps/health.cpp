@@ -93,7 +93,7 @@ Status check_health(RoleContext& ctx) {
       return status;
     }
   }
-  if (ctx.has("master") || ctx.has("worker")) {
+  if ((ctx.has("master") || ctx.has("worker")) && !ctx.node_dir().empty()) { // the runtime was set up here
     if (auto status = add(runtime_health(ctx)); !status) {
       return status;
     }

@@ -7,6 +7,7 @@
 #include "installer/steps/steps.hpp"
 
 #include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
 #include <sstream>
 #include <sys/stat.h>
 
@@ -145,17 +146,25 @@ Status init_os(RoleContext& ctx) {
       done.push_back(std::move(*what));
     }
   }
-  if (ctx.node) {
+  if (!ctx.node_dir().empty()) {
     auto config = ctx.node_config();
     if (!config) {
       return std::unexpected(config.error());
     }
+    // In a container (systemd-nspawn, LXC) the kernel's settings are the host's: those it
+    // keeps read-only there fail, which is said and not held against the node.
+    auto container = read_text_file("/run/systemd/container", 256);
     for (const auto& phase : (*config)->phases) {
       for (const auto& action : phase.before) {
-        if (auto status = ctx.effects->run(action.name, action.run); !status) {
+        auto status = ctx.effects->run(action.name, action.run);
+        if (!status && !container) {
           return status;
         }
-        done.push_back(action.name);
+        if (!status) {
+          spdlog::warn("{}: {}; in a container ({}), the kernel settings it cannot change are the host's to make",
+                       action.name, status.error().message(), container->substr(0, container->find('\n')));
+        }
+        done.push_back(status ? action.name : action.name + " (partly: a container)");
       }
     }
   }

@@ -10,7 +10,7 @@ namespace kubexm {
 Status install_os_packages(RoleContext& ctx) {
   std::size_t installed = 0;
   for (const auto& role : ctx.roles) {
-    PackagesRequest request{ctx.request.bundle, role, "/", false, false, ctx.request.progress, ctx.extracted, {}};
+    PackagesRequest request{ctx.request.bundle, role, "/", false, false, ctx.request.progress, ctx.extracted, true, {}};
     request.before_install = [&](const std::vector<std::string>& names) {
       installed += names.size();
       return ctx.effects->record_packages(names, ctx.packages->format);

@@ -57,7 +57,7 @@ void check_os(const RoleContext& ctx, Checks& out) {
 // The node's files may only go where a node's configuration belongs, and never through a
 // link on the host (which could send them anywhere).
 void check_node_files(RoleContext& ctx, Checks& out) {
-  if (!ctx.node) {
+  if (ctx.node_dir().empty()) {
     return;
   }
   std::vector<std::string> refused;
@@ -88,7 +88,7 @@ void check_node_files(RoleContext& ctx, Checks& out) {
     out.push_back({"node-files", Level::ok, fmt::format("{} files, all in their places", members_under(ctx, prefix).size())});
   } else {
     out.push_back({"node-files", Level::error,
-                   fmt::format("the bundle's files for {} include what a node may not have: {}", ctx.node->name,
+                   fmt::format("the bundle's files for {} include what a node may not have: {}", ctx.who(),
                                fmt::join(refused, ", "))});
   }
 }
@@ -117,7 +117,7 @@ void check_modules(const RoleContext& ctx, Checks& out) {
     out.push_back({"modules", Level::ok, "overlay and br_netfilter are loaded or loadable"});
   } else {
     out.push_back({"modules", Level::error,
-                   fmt::format("kernel module{} {} neither loaded nor found under /lib/modules/{}",
+                   fmt::format("kernel module{} {} neither loaded, nor built in, nor found under /lib/modules/{}",
                                missing.size() > 1 ? "s" : "", fmt::join(missing, ", "), kernel_release())});
   }
 }
@@ -261,8 +261,8 @@ std::vector<std::string> extract_dirs(const RoleContext& ctx) {
   if (ctx.packages != nullptr) {
     dirs.push_back(fmt::format("{}/{}", ctx.packages->path, ctx.host.arch));
   }
-  if (ctx.node) {
-    dirs.push_back("site/nodes/" + ctx.node->name);
+  if (auto dir = ctx.node_dir(); !dir.empty()) {
+    dirs.push_back(dir.substr(0, dir.size() - 1));
   }
   return dirs;
 }

@@ -79,16 +79,27 @@ Status start_services(RoleContext& ctx) {
   }
   std::vector<std::string> started;
   std::vector<std::string> enabled;
+  std::vector<std::string> disabled;
   for (const auto& phase : (*config)->phases) {
+    for (const auto& service : phase.disable) {
+      auto changed = ctx.effects->disable(unit_name(service));
+      if (!changed) {
+        return std::unexpected(changed.error());
+      }
+      if (*changed == Changed::yes) {
+        disabled.push_back(service);
+      }
+    }
     for (const auto& service : phase.services) {
       auto unit = unit_name(service);
       if (auto changed = ctx.effects->enable(unit); !changed) {
         return std::unexpected(changed.error());
       }
-      if (unit_active_state(unit) != "active") {
-        if (auto status = ctx.effects->start(unit); !status) {
-          return status;
-        }
+      // This step runs when the node's files or binaries changed: a service already running
+      // (an OS package's, started with its own defaults) runs on the new ones after a restart.
+      auto asked = unit_active_state(unit) == "active" ? ctx.effects->restart(unit) : ctx.effects->start(unit);
+      if (!asked) {
+        return asked;
       }
       if (auto status = wait_active(ctx, unit); !status) {
         return status;
@@ -102,8 +113,10 @@ Status start_services(RoleContext& ctx) {
       enabled.push_back(service);
     }
   }
-  ctx.detail = fmt::format("active: {}{}", started.empty() ? std::string("none") : fmt::format("{}", fmt::join(started, ", ")),
-                           enabled.empty() ? std::string() : fmt::format("; enabled: {}", fmt::join(enabled, ", ")));
+  ctx.detail = fmt::format("active: {}{}{}",
+                           started.empty() ? std::string("none") : fmt::format("{}", fmt::join(started, ", ")),
+                           enabled.empty() ? std::string() : fmt::format("; enabled: {}", fmt::join(enabled, ", ")),
+                           disabled.empty() ? std::string() : fmt::format("; disabled: {}", fmt::join(disabled, ", ")));
   return {};
 }
 

@@ -2,7 +2,8 @@
 # Builds the bundles the role tests install on booted hosts ($KUBEXM_E2E/kh and /kn), from
 # the local mirrors and registry, as a release engineer would: a site of three etcd hosts
 # (kubexm etcd), two external load balancers, three masters and two workers on 10.77.0.0/24,
-# all Debian 12 amd64; kh with keepalived + haproxy, kn with keepalived + nginx.
+# all Debian 12 amd64; kh with keepalived + haproxy, kn with keepalived + nginx; and
+# $KUBEXM_E2E/prepare, for masters and workers without a site.
 source "$(dirname "$0")/../lib.sh"
 source "$KUBEXM_SOURCE/tests/packages/fixtures.sh"
 source "$KUBEXM_SOURCE/tests/images/images_lib.sh"
@@ -39,7 +40,24 @@ SITE
     --key-algorithm ecdsa "${MIRRORS[@]}" "${REGISTRY_OPTIONS[@]}" >"$WORK/build-$lb.out" 2>&1 ||
     { cat "$WORK/build-$lb.out"; fail "building the $lb bundle failed"; }
   # Only the self-extracting installer travels: the host finds the bundle attached to it.
-  rm -f "$KUBEXM_E2E/$lb"/kubexm-dist-*.tar.zst
+  # (tools/bench/role.sh keeps the archive, to extract it by hand.)
+  [ -n "${KUBEXM_E2E_KEEP_ARCHIVE:-}" ] || rm -f "$KUBEXM_E2E/$lb"/kubexm-dist-*.tar.zst
   pass "the $lb bundle: $(du -h "$KUBEXM_E2E/$lb/install" | cut -f1), $("$INSTALLER" --bundle "$KUBEXM_E2E/$lb/install" info --json |
-    python3 -c 'import json,sys; i=json.load(sys.stdin); print(len(i["site_nodes"]), "nodes,", len(i.get("images", [])), "images")')"
+    python3 -c 'import json,sys; i=json.load(sys.stdin); print(len(i["site_nodes"]), "nodes,", len(i["bundle"]["images"]), "images")')"
 done
+
+# A bundle without a site: it prepares masters' and workers' hosts (a default runtime
+# configuration, the kubelet installed), which join a cluster only with a site's bundle.
+{
+  printf 'name: e2e-prepare\nversion: 1.0.0\nkubernetes: 1.32.10\narches: [amd64]\nos_profiles: [debian-12]\n'
+  printf 'roles: [master, worker]\ncluster: {type: kubeadm, etcd: kubeadm, cni: calico}\n'
+  cat "$MIRROR_ROOT/checksums.yaml"
+} >"$WORK/manifest-prepare.yaml"
+rm -rf "$KUBEXM_E2E/prepare"
+SOURCE_DATE_EPOCH=1700000000 "$BUILDER" -q build -f "$WORK/manifest-prepare.yaml" -o "$KUBEXM_E2E/prepare" --cache "$WORK/cache" \
+  "${MIRRORS[@]}" "${REGISTRY_OPTIONS[@]}" >"$WORK/build-prepare.out" 2>&1 ||
+  { cat "$WORK/build-prepare.out"; fail "building the bundle without a site failed"; }
+rm -f "$KUBEXM_E2E/prepare"/kubexm-dist-*.tar.zst
+"$INSTALLER" --bundle "$KUBEXM_E2E/prepare/install" list | grep -q ' prepare/kubernetes/etc/containerd/config.toml$' ||
+  fail "the bundle without a site carries no prepared configuration (prepare/kubernetes/)"
+pass "the bundle without a site: $(du -h "$KUBEXM_E2E/prepare/install" | cut -f1), with prepare/kubernetes/"

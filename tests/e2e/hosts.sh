@@ -41,6 +41,7 @@ host_boot() {
   HOST_COUNT=$((HOST_COUNT + 1))
   mkdir -p "$WORK/hosts"
   ensure_boot_root "$root"
+  echo "$name" >"$root/etc/hostname" # systemd takes the host name from it at boot
   ip netns add "$ns"
   HOST_NS[$name]=$ns
   ip link add "$ns-h" type veth peer name "$ns-b"
@@ -52,7 +53,7 @@ host_boot() {
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
   # CAP_NET_ADMIN: keepalived adds the VIP; without it, VRRP runs but the address never comes.
-  systemd-nspawn -q --register=no --keep-unit -D "$root" --machine="$name" \
+  systemd-nspawn -q --register=no --keep-unit -D "$root" --machine="$name" --hostname="$name" \
     --network-namespace-path="/run/netns/$ns" --capability=CAP_NET_ADMIN \
     --bind-ro="$dir:/media/kubexm" -b >"$WORK/hosts/$name.console" 2>&1 &
   HOST_NSPAWN[$name]=$!

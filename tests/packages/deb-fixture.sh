@@ -17,13 +17,13 @@ DEB_FIXTURE_ARCHES=(amd64 arm64)
 # os-profiles/packages.yaml's sets, by their Debian names.
 DEB_FIXTURE_PACKAGES=(
   # common
-  conntrack ipset ipvsadm socat ebtables ethtool iptables iproute2 chrony curl tar ca-certificates kmod
+  conntrack ipset ipvsadm socat ebtables ethtool iptables iproute2 chrony curl tar ca-certificates kmod procps
   # storage
   nfs-common open-iscsi
   # runtime
   libseccomp2
   # lb
-  keepalived haproxy nginx
+  keepalived haproxy nginx libnginx-mod-stream
 )
 
 # deb_fixture_apt_lists: makes sure apt has the lists of every suite and arch the mirror copies,
