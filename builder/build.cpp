@@ -329,8 +329,10 @@ Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, c
   if (auto status = record_site(*plan.site, tree); !status) {
     return std::unexpected(status.error());
   }
+  if (auto status = make_directories(tree / "site"); !status) {
+    return std::unexpected(status.error());
+  }
   std::error_code ec;
-  fs::create_directories(tree / "site", ec);
   fs::copy(options.site_dir / "nodes", tree / "site" / "nodes", fs::copy_options::recursive, ec);
   if (!ec) {
     fs::copy_file(plan.site_path, tree / "site" / "site.yaml", ec);
@@ -342,15 +344,18 @@ Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, c
   return std::move(made->nodes);
 }
 
-Result<bool> assemble_preparation(const Plan& plan, const fs::path& tree) {
+Result<bool> assemble_preparation(const Plan& plan, const Lock& lock, const fs::path& tree) {
   const auto& roles = plan.bundle.roles;
   bool kubelet_hosts = std::ranges::any_of(roles, [](const std::string& r) { return r == "master" || r == "worker"; });
-  bool containerd = std::ranges::any_of(plan.artifacts, [](const Artifact& a) { return a.component == "containerd"; });
+  // The lock, not the plan: a build from a reused lock has resolved nothing, and must make
+  // the same bundle as the build that wrote the lock.
+  bool containerd =
+      std::ranges::any_of(lock.artifacts, [](const LockedArtifact& a) { return a.component == "containerd"; });
   if (plan.site || !kubelet_hosts || !containerd) {
     return false;
   }
   RenderInputs inputs{default_templates_dir(), {}};
-  for (const auto& image : plan.images) {
+  for (const auto& image : lock.images) {
     inputs.images.emplace(image.name, image.ref);
   }
   if (auto status = render_preparation(tree / "prepare" / "kubernetes", inputs); !status) {

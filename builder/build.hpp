@@ -43,9 +43,9 @@ struct SiteBuild {
 };
 Result<RenderReport> assemble_site(const Plan& plan, const SiteBuild& options, const std::filesystem::path& tree);
 
-// A plan without a site whose roles include master or worker, and which carries containerd:
-// prepare/kubernetes/ in `tree`, what the installer prepares those hosts with
+// A plan without a site whose roles include master or worker, and whose lock carries
+// containerd: prepare/kubernetes/ in `tree`, what the installer prepares those hosts with
 // (render_preparation). False when the plan needs none.
-Result<bool> assemble_preparation(const Plan& plan, const std::filesystem::path& tree);
+Result<bool> assemble_preparation(const Plan& plan, const Lock& lock, const std::filesystem::path& tree);
 
 } // namespace kubexm

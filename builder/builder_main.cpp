@@ -371,7 +371,7 @@ Status run_build(const BuilderOptions& options) {
     }
   }
   if (status && !plan->site) {
-    auto prepared = assemble_preparation(*plan, tree);
+    auto prepared = assemble_preparation(*plan, lock->lock, tree);
     if (!prepared) {
       status = std::unexpected(prepared.error());
     } else if (*prepared) {

@@ -834,7 +834,10 @@ Status write_files(const fs::path& dir, const Files& files, RenderReport& report
     if (same) {
       continue;
     }
-    fs::create_directories(target.parent_path(), ec);
+    if (auto status = make_directories(target.parent_path()); !status) {
+      errors.push_back(status.error());
+      continue;
+    }
     if (auto status = write_file_atomic(target, file.text, file.mode); !status) {
       errors.push_back(status.error());
       continue;
@@ -911,8 +914,9 @@ phases:
 )",
                        0644};
   for (const auto& [path, file] : files) {
-    std::error_code ec;
-    fs::create_directories((dir / path).parent_path(), ec);
+    if (auto status = make_directories((dir / path).parent_path()); !status) {
+      return status;
+    }
     if (auto status = write_file_atomic(dir / path, file.text, file.mode); !status) {
       return status;
     }

@@ -138,7 +138,13 @@ Result<AtomicFile> AtomicFile::create(fs::path path, unsigned mode) {
   if (fd < 0) {
     return fail("cannot create {}: {}", temporary.string(), errno_text(errno));
   }
-  return AtomicFile(std::move(path), std::move(temporary), UniqueFd(fd));
+  UniqueFd file(fd);
+  if (::fchmod(fd, mode) != 0) {
+    auto message = errno_text(errno);
+    ::unlink(temporary.c_str());
+    return fail("setting the mode of {}: {}", temporary.string(), message);
+  }
+  return AtomicFile(std::move(path), std::move(temporary), std::move(file));
 }
 
 AtomicFile::AtomicFile(AtomicFile&& other) noexcept
@@ -187,6 +193,23 @@ Status write_file_atomic(const fs::path& path, std::string_view text, unsigned m
     return status;
   }
   return file->commit();
+}
+
+Status make_directories(const fs::path& path, unsigned mode) {
+  std::error_code ec;
+  if (path.empty() || fs::is_directory(path, ec)) {
+    return {};
+  }
+  if (auto parent = make_directories(path.parent_path(), mode); !parent) {
+    return parent;
+  }
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return fail("creating directory {}: {}", path.string(), errno_text(errno));
+  }
+  if (::chmod(path.c_str(), mode) != 0) {
+    return fail("setting the mode of {}: {}", path.string(), errno_text(errno));
+  }
+  return {};
 }
 
 Status remove_tree(const fs::path& path) {

@@ -63,7 +63,7 @@ bool is_directory(const std::filesystem::path& path);
 // half-written file.
 class AtomicFile {
 public:
-  // Creates `path`.tmp-<pid> next to `path` with the given mode.
+  // Creates `path`.tmp-<pid> next to `path` with exactly the given mode, whatever the umask.
   static Result<AtomicFile> create(std::filesystem::path path, unsigned mode = 0644);
   ~AtomicFile();
   AtomicFile(AtomicFile&& other) noexcept;
@@ -90,6 +90,10 @@ private:
 
 // Writes a whole file atomically.
 Status write_file_atomic(const std::filesystem::path& path, std::string_view text, unsigned mode = 0644);
+
+// Creates `path` and its missing parents with `mode` whatever the umask, so that what is
+// written under a private umask packs into the same bundle as under the usual one.
+Status make_directories(const std::filesystem::path& path, unsigned mode = 0755);
 
 // Removes what AtomicFiles for `path` left when their process was killed (`path`.tmp-<pid>
 // of processes that no longer run); a caller about to write `path` again calls it.

@@ -63,8 +63,11 @@ stop_mirror
   -o "$WORK/out2" --cache "$CACHE" "${MIRRORS[@]}" >/dev/null 2>"$WORK/build2.err") ||
   { cat "$WORK/build2.err"; fail "the build from lock and cache needed the (stopped) mirror"; }
 grep -q "without resolving again" "$WORK/build2.err" || fail "the second build did not say it used the lock"
-cmp "$WORK/out1/kubexm-dist-demo-1.0.0.tar.zst" "$WORK/out2/kubexm-dist-demo-1.0.0.tar.zst" ||
+listing() { zstd -dc "$1" | tar -tv --full-time; }
+cmp "$WORK/out1/kubexm-dist-demo-1.0.0.tar.zst" "$WORK/out2/kubexm-dist-demo-1.0.0.tar.zst" || {
+  diff <(listing "$WORK/out1/kubexm-dist-demo-1.0.0.tar.zst") <(listing "$WORK/out2/kubexm-dist-demo-1.0.0.tar.zst") | head -60
   fail "a rebuild from the same lock is not byte-identical"
+}
 pass "rebuild from lock + cache with the mirror stopped (umask 077) is byte-identical"
 
 # 3b. Without --lock, OUTDIR/kubexm.lock is the lock: building into the same OUTDIR again

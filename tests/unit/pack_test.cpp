@@ -34,6 +34,28 @@ TEST_F(PackTest, PackingTwiceIsByteIdentical) {
   EXPECT_EQ(first.bundle_digest, second.bundle_digest);
 }
 
+// The builder may run under `umask 077`: what it writes into a tree must pack into the same
+// bundle as under the usual umask, so written files and directories get exactly their modes.
+TEST_F(PackTest, APrivateUmaskChangesNeitherWrittenModesNorTheBundle) {
+  auto write_generated = [&](const fs::path& root) {
+    ASSERT_TRUE(make_directories(root / "prepare/etc/containerd"));
+    ASSERT_TRUE(write_file_atomic(root / "prepare/etc/containerd/config.toml", "version = 3\n", 0644));
+  };
+  write_generated(dir / "tree");
+  auto first = pack(dir / "a");
+  ASSERT_TRUE(remove_tree(dir / "tree/prepare"));
+  auto old = ::umask(077);
+  write_generated(dir / "tree");
+  ::umask(old);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "tree/prepare/etc").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ASSERT_EQ(::stat((dir / "tree/prepare/etc/containerd/config.toml").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  auto second = pack(dir / "b");
+  EXPECT_EQ(first.bundle_digest, second.bundle_digest);
+}
+
 TEST_F(PackTest, ContentChangesChangeTheDigest) {
   auto first = pack(dir / "a");
   test::write_file(dir / "tree/README", "hello!\n");
