@@ -7,6 +7,9 @@
 
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <sys/stat.h>
 
 namespace kubexm {
@@ -60,16 +63,44 @@ Status HostEffects::record_dirs(const fs::path& dir) {
   return {};
 }
 
-Result<Changed> HostEffects::place(const fs::path& path, std::string_view bytes, unsigned mode) {
+namespace {
+
+// Whether the files at `a` and `b` hold the same bytes, read a chunk at a time: binaries
+// (containerd, kubelet) are tens of MiB and the installer stays small.
+bool same_bytes(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  auto size = fs::file_size(a, ec);
+  if (ec || size != fs::file_size(b, ec) || ec) {
+    return false;
+  }
+  auto left = open_read(a);
+  auto right = open_read(b);
+  if (!left || !right) {
+    return false;
+  }
+  constexpr std::size_t chunk = 1 << 20;
+  auto ours = std::make_unique_for_overwrite<std::byte[]>(chunk);
+  auto theirs = std::make_unique_for_overwrite<std::byte[]>(chunk);
+  for (std::uint64_t offset = 0; offset < size; offset += chunk) {
+    auto length = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - offset));
+    if (!pread_exact(left->get(), std::span(ours.get(), length), offset) ||
+        !pread_exact(right->get(), std::span(theirs.get(), length), offset) ||
+        std::memcmp(ours.get(), theirs.get(), length) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+Result<Changed> HostEffects::place(const fs::path& path, unsigned mode, const Content& content) {
   auto target = at(path);
   remove_stale_temporaries(target); // what a killed run was writing
   struct stat info {};
   bool exists = ::lstat(target.c_str(), &info) == 0;
-  if (exists && S_ISREG(info.st_mode) && (info.st_mode & 07777) == mode) {
-    auto current = read_text_file(target, 1u << 31);
-    if (current && *current == bytes) {
-      return Changed::no;
-    }
+  if (exists && S_ISREG(info.st_mode) && (info.st_mode & 07777) == mode && content.same(target)) {
+    return Changed::no;
   }
   if (exists && !S_ISREG(info.st_mode)) {
     return fail("{} is not a regular file (a directory or a link?): kubexm writes nothing through it; move it away",
@@ -97,23 +128,51 @@ Result<Changed> HostEffects::place(const fs::path& path, std::string_view bytes,
       return std::unexpected(status.error());
     }
   }
-  if (auto status = write_file_atomic(target, bytes, mode); !status) {
+  auto file = AtomicFile::create(target, mode); // the exact mode: the umask does not decide
+  if (!file) {
+    return std::unexpected(file.error());
+  }
+  if (auto status = content.write(*file); !status) {
+    return add_context(status.error(), fmt::format("writing {}", path.string()));
+  }
+  if (auto status = file->commit(); !status) {
     return std::unexpected(status.error());
   }
-  ::chmod(target.c_str(), mode); // the umask does not decide
   return Changed::yes;
 }
 
 Result<Changed> HostEffects::place_file(const fs::path& path, const fs::path& source, unsigned mode) {
-  auto bytes = read_text_file(source, 1u << 31);
-  if (!bytes) {
-    return std::unexpected(bytes.error());
-  }
-  return place(path, *bytes, mode);
+  Content content{
+      [&](const fs::path& target) { return same_bytes(target, source); },
+      [&](AtomicFile& file) -> Status {
+        auto in = open_read(source);
+        if (!in) {
+          return std::unexpected(in.error());
+        }
+        Status written;
+        auto read = read_chunks(in->get(), [&](std::span<const std::byte> bytes) {
+          if (written) {
+            written = file.write(bytes);
+          }
+        });
+        if (!read) {
+          return add_context(read.error(), source.string());
+        }
+        return written;
+      },
+  };
+  return place(path, mode, content);
 }
 
 Result<Changed> HostEffects::place_text(const fs::path& path, std::string_view text, unsigned mode) {
-  return place(path, text, mode);
+  Content content{
+      [&](const fs::path& target) {
+        auto current = read_text_file(target, 64 << 20);
+        return current && *current == text;
+      },
+      [&](AtomicFile& file) { return file.write(text); },
+  };
+  return place(path, mode, content);
 }
 
 Result<Changed> HostEffects::hosts_block(const std::vector<HostsEntry>& entries) {
@@ -159,7 +218,7 @@ Result<Changed> HostEffects::host_name(const std::string& name) {
   }
   struct stat info {}; // the host's own mode is kept, as for /etc/hosts
   unsigned mode = ::stat(file.c_str(), &info) == 0 ? (info.st_mode & 07777) : 0644;
-  if (auto placed = place("/etc/hostname", name + "\n", mode); !placed) {
+  if (auto placed = place_text("/etc/hostname", name + "\n", mode); !placed) {
     return std::unexpected(placed.error());
   }
   if (auto status = set_host_name(name); !status) {

@@ -1,10 +1,12 @@
 #pragma once
 
 #include "bundle/error.hpp"
+#include "bundle/fs.hpp"
 #include "installer/role/journal.hpp"
 #include "installer/role/node.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,7 +63,12 @@ public:
 private:
   Status record_dirs(const std::filesystem::path& dir);
   Status record_service(const std::string& unit);
-  Result<Changed> place(const std::filesystem::path& path, std::string_view bytes, unsigned mode);
+  // What place() writes: whether the file at a path already holds it, and how to write it.
+  struct Content {
+    std::function<bool(const std::filesystem::path&)> same;
+    std::function<Status(AtomicFile&)> write;
+  };
+  Result<Changed> place(const std::filesystem::path& path, unsigned mode, const Content& content);
 
   Journal& m_journal;
   std::filesystem::path m_root;

@@ -164,6 +164,9 @@ std::vector<int> role_ports(const RoleContext& ctx) {
 Waited wait_until(const std::function<bool()>& ready, std::chrono::seconds limit, std::string_view what) {
   auto start = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> said;
+  // A unit is usually active within a few hundred milliseconds: look again soon, then back
+  // off to twice a second for the long waits (etcd's quorum, an apiserver).
+  auto pause = std::chrono::milliseconds(25);
   for (;;) {
     if (ready()) {
       return Waited::ready;
@@ -180,7 +183,8 @@ Waited wait_until(const std::function<bool()>& ready, std::chrono::seconds limit
       spdlog::info("waiting for {} ({} s of at most {} s)", what, waited, limit.count());
       said = now;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
 }
 

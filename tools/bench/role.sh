@@ -62,7 +62,7 @@ by_hand() {
   }
   mkdir -p "$root/var/lib/manual"
   step extract sh -c "zstd -dc '$ARCHIVE' | tar -x -C '$root/var/lib/manual'"
-  local repo=/var/lib/manual/packages/debian-12/amd64 names
+  local repo=/var/lib/manual/packages/debian/12/amd64 names
   names=$(python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["roles"]["worker"]["requested"]))' \
     "$root$repo/kubexm-packages.json")
   echo "deb [trusted=yes] file:$repo ./" >"$root/var/lib/manual/kubexm.list"
