@@ -281,14 +281,14 @@ Status preflight(RoleContext& ctx) {
   check_runtime(ctx, checks);
   check_address(ctx, checks);
   std::vector<std::string> failed;
-  std::size_t warnings = 0;
+  std::vector<std::string> warned;
   for (const auto& check : checks) {
     bool ignored = check.level == Level::error && ctx.request.ignore_preflight.contains(check.name);
     auto line = fmt::format("preflight {:<11} {:<7} {}", check.name, label(check.level, ignored), check.message);
     if (check.level == Level::error && !ignored) {
       failed.push_back(fmt::format("  {}: {}", check.name, check.message));
     } else if (check.level != Level::ok) {
-      ++warnings;
+      warned.push_back(check.name);
       spdlog::warn("{}", line);
       continue;
     }
@@ -305,8 +305,10 @@ Status preflight(RoleContext& ctx) {
                               }),
                               ","))));
   }
-  ctx.detail = fmt::format("{} checks passed{}", checks.size() - warnings,
-                           warnings > 0 ? fmt::format(", {} warnings", warnings) : "");
+  ctx.detail = fmt::format("{} checks passed{}", checks.size() - warned.size(),
+                           warned.empty() ? std::string()
+                                          : fmt::format(", {} warning{} ({})", warned.size(),
+                                                        warned.size() > 1 ? "s" : "", fmt::join(warned, ", ")));
   return {};
 }
 
