@@ -1,10 +1,10 @@
 #pragma once
 
-#include "builder/fetch.hpp"
+#include "builder/fetch/fetch.hpp"
 #include "builder/lock.hpp"
 #include "builder/manifest.hpp"
-#include "builder/pki.hpp"
-#include "builder/render.hpp"
+#include "builder/site/pki.hpp"
+#include "builder/site/render.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>

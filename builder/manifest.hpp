@@ -1,8 +1,8 @@
 #pragma once
 
-#include "builder/images.hpp"
-#include "builder/os_profile.hpp"
-#include "builder/site.hpp"
+#include "builder/images/images.hpp"
+#include "builder/packages/os_profile.hpp"
+#include "builder/site/site.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>

@@ -1,7 +1,7 @@
 // Checksum files, mirrors, the lock and the unpacking of downloads, without a network.
-#include "builder/fetch.hpp"
+#include "builder/fetch/fetch.hpp"
 #include "builder/lock.hpp"
-#include "builder/unpack.hpp"
+#include "builder/binaries/unpack.hpp"
 #include "bundle/sha256.hpp"
 #include "test_util.hpp"
 

@@ -2,7 +2,7 @@
 // release files, with the upstreams' real repositories and tag conventions; references in
 // their full form; registry mirrors.
 #include "builder/manifest.hpp"
-#include "builder/registry.hpp"
+#include "builder/images/registry.hpp"
 #include "test_util.hpp"
 
 #include <gtest/gtest.h>

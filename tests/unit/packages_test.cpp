@@ -2,9 +2,9 @@
 // map every package of every role; the metadata readers take real repository files apart;
 // the solver, on the real CentOS Stream 9 metadata, gives closures with the properties a
 // closure must have (the comparison with dnf itself is tests/packages/closure_vs_dnf.sh).
-#include "builder/os_profile.hpp"
-#include "builder/repo_metadata.hpp"
-#include "builder/solver.hpp"
+#include "builder/packages/os_profile.hpp"
+#include "builder/packages/repo_metadata.hpp"
+#include "builder/packages/solver.hpp"
 #include "test_util.hpp"
 
 #include <algorithm>

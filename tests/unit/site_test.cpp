@@ -1,8 +1,8 @@
 // The site file: exactly the 21 deployments of docs/site.md are accepted, each recognised by
 // its shape; every other combination, and every mistake of names, addresses
 // and networks, is refused with its reason and line.
-#include "builder/pki.hpp"
-#include "builder/site.hpp"
+#include "builder/site/pki.hpp"
+#include "builder/site/site.hpp"
 #include "test_util.hpp"
 
 #include <fmt/format.h>

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "builder/site.hpp"
+#include "builder/site/site.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>

@@ -1,4 +1,4 @@
-#include "builder/images.hpp"
+#include "builder/images/images.hpp"
 
 #include "bundle/yaml_fields.hpp"
 

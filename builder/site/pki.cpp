@@ -1,6 +1,6 @@
 // The site's PKI with OpenSSL 3's EVP and X509 APIs: keys, CAs and the certificates a
 // cluster's components present to each other.
-#include "builder/pki.hpp"
+#include "builder/site/pki.hpp"
 
 #include "bundle/fs.hpp"
 #include "bundle/sha256.hpp"

@@ -1,6 +1,6 @@
 // The site file: reading it, and checking it against the 21 deployments (docs/site.md)
 // (items 9.3 to 9.23) and against itself (names, addresses, networks, roles).
-#include "builder/site.hpp"
+#include "builder/site/site.hpp"
 
 #include "bundle/problems.hpp"
 #include "bundle/yaml_fields.hpp"

@@ -1,4 +1,4 @@
-#include "builder/os_profile.hpp"
+#include "builder/packages/os_profile.hpp"
 
 #include "builder/data_dir.hpp"
 #include "bundle/problems.hpp"

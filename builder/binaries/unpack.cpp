@@ -1,4 +1,4 @@
-#include "builder/unpack.hpp"
+#include "builder/binaries/unpack.hpp"
 
 #include "bundle/fs.hpp"
 #include "bundle/sha256.hpp"

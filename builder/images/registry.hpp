@@ -1,9 +1,9 @@
 #pragma once
 
-#include "builder/fetch.hpp"
-#include "builder/images.hpp"
+#include "builder/fetch/fetch.hpp"
+#include "builder/images/images.hpp"
 #include "builder/lock.hpp"
-#include "builder/registry_options.hpp"
+#include "builder/images/registry_options.hpp"
 #include "bundle/error.hpp"
 
 #include <filesystem>

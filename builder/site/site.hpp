@@ -1,6 +1,6 @@
 #pragma once
 
-#include "builder/images.hpp"
+#include "builder/images/images.hpp"
 #include "bundle/error.hpp"
 
 #include <cstdint>

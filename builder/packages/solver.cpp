@@ -1,4 +1,4 @@
-#include "builder/solver.hpp"
+#include "builder/packages/solver.hpp"
 
 #include "bundle/fs.hpp"
 

@@ -1,6 +1,6 @@
-#include "builder/fetch.hpp"
+#include "builder/fetch/fetch.hpp"
 
-#include "builder/transfer_display.hpp"
+#include "builder/fetch/transfer_display.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/interrupt.hpp"
 #include "bundle/log.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 
-#include "builder/fetch.hpp"
+#include "builder/fetch/fetch.hpp"
 #include "builder/manifest.hpp"
 #include "bundle/bundle_info.hpp"
 #include "bundle/error.hpp"

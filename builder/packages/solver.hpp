@@ -1,6 +1,6 @@
 #pragma once
 
-#include "builder/os_profile.hpp"
+#include "builder/packages/os_profile.hpp"
 #include "bundle/error.hpp"
 #include "bundle/package_set.hpp"
 

@@ -1,4 +1,4 @@
-#include "builder/transfer_display.hpp"
+#include "builder/fetch/transfer_display.hpp"
 
 #include "bundle/progress.hpp"
 

@@ -2,7 +2,7 @@
 // arch, each blob once, and images/images.json, which tells the installer which blobs make
 // up each image for each arch so that it can stream one arch without reading the layout's
 // index first (the archive holds members in path order; images.json comes before oci/).
-#include "builder/registry.hpp"
+#include "builder/images/registry.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/sha256.hpp"
 

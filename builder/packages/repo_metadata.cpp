@@ -1,4 +1,4 @@
-#include "builder/repo_metadata.hpp"
+#include "builder/packages/repo_metadata.hpp"
 
 #include "bundle/sha256.hpp"
 

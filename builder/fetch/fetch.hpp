@@ -1,7 +1,7 @@
 #pragma once
 
 #include "builder/manifest.hpp"
-#include "builder/registry_options.hpp"
+#include "builder/images/registry_options.hpp"
 #include "bundle/error.hpp"
 
 #include <cstdint>

@@ -1,7 +1,7 @@
-#include "builder/packages.hpp"
+#include "builder/packages/packages.hpp"
 
-#include "builder/repo_metadata.hpp"
-#include "builder/solver.hpp"
+#include "builder/packages/repo_metadata.hpp"
+#include "builder/packages/solver.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/sha256.hpp"
 

@@ -1,7 +1,7 @@
 // Resolving and fetching container images with skopeo, run as a program: it speaks the
 // registry protocol (auth, TLS, mirrors' quirks); kubexm decides what is fetched, by
 // digest, and checks everything it brought.
-#include "builder/registry.hpp"
+#include "builder/images/registry.hpp"
 
 #include "bundle/fs.hpp"
 #include "bundle/log.hpp"

@@ -1,12 +1,12 @@
 // Every node's configuration: the templates of templates/ filled in from the site and its
 // PKI, laid out under site/nodes/<node>/ as the host's filesystem, with node.yaml saying
 // what the installer does there.
-#include "builder/render.hpp"
+#include "builder/site/render.hpp"
 
 #include "bundle/bundle_info.hpp"
 
 #include "builder/data_dir.hpp"
-#include "builder/pki.hpp"
+#include "builder/site/pki.hpp"
 #include "bundle/fs.hpp"
 
 #include <algorithm>
