@@ -364,6 +364,63 @@ int phase_of(const Site& site, const SiteHost& host) {
   return 5;
 }
 
+// What the installer does in one phase of a node (node.yaml `phases`).
+struct Action {
+  std::string name;
+  std::vector<std::string> run;
+  std::string wait_for;
+};
+using Actions = std::vector<Action>;
+struct Phase {
+  Actions before;
+  std::vector<std::string> services;
+  std::vector<std::string> enable;
+  std::vector<std::string> disable;
+  Actions after;
+};
+
+// A master's or worker's OS settings made now: modules-load.d is read at boot, and the bridge
+// sysctls need br_netfilter loaded.
+const Actions k_os_init_actions = {
+    {"load-modules", {"systemctl", "restart", "systemd-modules-load.service"}, {}},
+    {"os-init", {"sysctl", "--system"}, {}},
+};
+
+void emit_actions(YAML::Emitter& out, const char* key, const Actions& actions) {
+  if (actions.empty()) {
+    return;
+  }
+  out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
+  for (const auto& action : actions) {
+    out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << action.name << YAML::Key << "run" << YAML::Value
+        << YAML::Flow << action.run;
+    if (!action.wait_for.empty()) {
+      out << YAML::Key << "wait_for" << YAML::Value << action.wait_for;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+// node.yaml's `phases:`, in phase order.
+void emit_phases(YAML::Emitter& out, const std::map<int, Phase>& phases) {
+  out << YAML::Key << "phases" << YAML::Value << YAML::BeginSeq;
+  for (const auto& [phase, work] : phases) {
+    out << YAML::BeginMap << YAML::Key << "phase" << YAML::Value << phase;
+    emit_actions(out, "before", work.before);
+    out << YAML::Key << "services" << YAML::Value << YAML::Flow << work.services;
+    if (!work.enable.empty()) {
+      out << YAML::Key << "enable" << YAML::Value << YAML::Flow << work.enable;
+    }
+    if (!work.disable.empty()) {
+      out << YAML::Key << "disable" << YAML::Value << YAML::Flow << work.disable;
+    }
+    emit_actions(out, "after", work.after);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
 // One node's files and what the installer does with them.
 class Node {
 public:
@@ -486,21 +543,8 @@ private:
           << std::vector<std::string>{other.name + "." + m_site.cluster_domain, other.name} << YAML::EndMap;
     }
     out << YAML::EndSeq;
-    out << YAML::Key << "phases" << YAML::Value << YAML::BeginSeq;
-    for (const auto& [phase, work] : m_phases) {
-      out << YAML::BeginMap << YAML::Key << "phase" << YAML::Value << phase;
-      emit_actions(out, "before", work.before);
-      out << YAML::Key << "services" << YAML::Value << YAML::Flow << work.services;
-      if (!work.enable.empty()) {
-        out << YAML::Key << "enable" << YAML::Value << YAML::Flow << work.enable;
-      }
-      if (!work.disable.empty()) {
-        out << YAML::Key << "disable" << YAML::Value << YAML::Flow << work.disable;
-      }
-      emit_actions(out, "after", work.after);
-      out << YAML::EndMap;
-    }
-    out << YAML::EndSeq << YAML::EndMap;
+    emit_phases(out, m_phases);
+    out << YAML::EndMap;
     return std::string(out.c_str()) + "\n";
   }
 
@@ -509,35 +553,6 @@ private:
   Sources& m_sources;
   mstch::map m_context;
   Files m_files;
-  struct Action {
-    std::string name;
-    std::vector<std::string> run;
-    std::string wait_for;
-  };
-  using Actions = std::vector<Action>;
-  struct Phase {
-    Actions before;
-    std::vector<std::string> services;
-    std::vector<std::string> enable;
-    std::vector<std::string> disable;
-    Actions after;
-  };
-
-  static void emit_actions(YAML::Emitter& out, const char* key, const Actions& actions) {
-    if (actions.empty()) {
-      return;
-    }
-    out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
-    for (const auto& action : actions) {
-      out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << action.name << YAML::Key << "run" << YAML::Value
-          << YAML::Flow << action.run;
-      if (!action.wait_for.empty()) {
-        out << YAML::Key << "wait_for" << YAML::Value << action.wait_for;
-      }
-      out << YAML::EndMap;
-    }
-    out << YAML::EndSeq;
-  }
 
   int m_phase;
   std::map<int, Phase> m_phases;
@@ -757,9 +772,9 @@ void render_node(Node& node, const std::map<std::string, std::string>& configs) 
   }
   if (kubelet) {
     render_os(node);
-    // modules-load.d is read at boot; the bridge sysctls need br_netfilter loaded now.
-    node.action(Node::When::before, "load-modules", {"systemctl", "restart", "systemd-modules-load.service"});
-    node.action(Node::When::before, "os-init", {"sysctl", "--system"});
+    for (const auto& action : k_os_init_actions) {
+      node.action(Node::When::before, action.name, action.run);
+    }
     render_runtime(node);
   }
   if (site.etcd_type == "kubexm" && host.has("etcd")) {
@@ -898,30 +913,18 @@ Status render_preparation(const fs::path& dir, const RenderInputs& inputs) {
   if (auto status = join_errors(errors); !status) {
     return add_context(status.error(), fmt::format("preparing hosts with the templates of {}", inputs.templates_dir.string()));
   }
-  // The same node.yaml a site's worker has, less what needs a cluster: no node, no hosts,
-  // no join.
-  files["node.yaml"] = {R"(# What kubexm's installer does on a master's or worker's host from a bundle without a site
-# (docs/site.md#node-yaml): the runtime started, the kubelet enabled for kubeadm to start.
-prepare: kubernetes
-roles: [master, worker]
-phases:
-  - phase: 1
-    before:
-      - {name: load-modules, run: [systemctl, restart, systemd-modules-load.service]}
-      - {name: os-init, run: [sysctl, --system]}
-    services: [containerd]
-    enable: [kubelet]
-)",
-                       0644};
-  for (const auto& [path, file] : files) {
-    if (auto status = make_directories((dir / path).parent_path()); !status) {
-      return status;
-    }
-    if (auto status = write_file_atomic(dir / path, file.text, file.mode); !status) {
-      return status;
-    }
-  }
-  return {};
+  // The node.yaml a site's worker has, less what needs a cluster: no node, no hosts, no join.
+  YAML::Emitter out;
+  out << YAML::Comment("What kubexm's installer does on a master's or worker's host from a bundle without a site "
+                       "(docs/site.md#node-yaml): the runtime started, the kubelet enabled for kubeadm to start.");
+  out << YAML::BeginMap;
+  out << YAML::Key << "prepare" << YAML::Value << "kubernetes";
+  out << YAML::Key << "roles" << YAML::Value << YAML::Flow << std::vector<std::string>{"master", "worker"};
+  emit_phases(out, {{1, Phase{k_os_init_actions, {"containerd"}, {"kubelet"}, {}, {}}}});
+  out << YAML::EndMap;
+  files["node.yaml"] = {std::string(out.c_str()) + "\n", 0644};
+  RenderReport report;
+  return write_files(dir, files, report);
 }
 
 fs::path default_templates_dir() {
