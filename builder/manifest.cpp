@@ -528,17 +528,38 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
                       const UserManifest& user, const Pins& catalogue_pins, const Pins& manifest_pins, Plan& plan,
                       Problems& problems) {
   std::vector<std::string> replaced; // catalogue pins the manifest overrides with other digests
-  const auto& selected = user.components.empty() ? release.default_components : user.components;
+  auto selected = user.components.empty() ? release.default_components : user.components;
   const auto& list_node = user.components.empty() ? release.root["default_components"] : user.root["components"];
+  // A kubexm cluster runs its control plane and kube-proxy from binaries under systemd: by
+  // default the bundle carries them; a manifest for a site that lists its components must
+  // list them.
+  std::vector<std::string> lacking;
+  if (plan.cluster && plan.cluster->type == "kubexm") {
+    for (const char* name : {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}) {
+      if (std::ranges::find(selected, name) == selected.end()) {
+        lacking.emplace_back(name);
+      }
+    }
+  }
+  if (!lacking.empty() && !user.components.empty() && !plan.site) {
+    lacking.clear(); // a bundle for a cluster's images, not for a site's hosts: the list is the user's
+  }
+  if (!lacking.empty() && !user.components.empty()) {
+    problems.add(list_node, fmt::format("a kubexm cluster runs {} from the bundle; add {} to components",
+                                        fmt::join(lacking, ", "), lacking.size() == 1 ? "it" : "them"));
+  } else {
+    selected.insert(selected.end(), lacking.begin(), lacking.end());
+  }
   for (std::size_t i = 0; i < selected.size(); ++i) {
     const auto& name = selected[i];
+    auto at = i < list_node.size() ? list_node[i] : list_node;
     auto spec = catalogue.find(name);
     if (spec == catalogue.end()) {
       std::vector<std::string> known;
       for (const auto& [known_name, _] : catalogue) {
         known.push_back(known_name);
       }
-      problems.add(list_node[i],
+      problems.add(at,
                    fmt::format("unknown component '{}' (the catalogue has: {})", name, fmt::join(known, ", ")));
       continue;
     }
@@ -550,7 +571,7 @@ void expand_artifacts(const std::map<std::string, ComponentSpec>& catalogue, con
     } else if (auto r = release.versions.find(name); r != release.versions.end()) {
       version = r->second;
     } else {
-      problems.add(list_node[i], fmt::format("component '{}' has no version for Kubernetes {}: add it under "
+      problems.add(at, fmt::format("component '{}' has no version for Kubernetes {}: add it under "
                                              "'versions:'",
                                              name, plan.bundle.kubernetes));
       continue;

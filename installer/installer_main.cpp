@@ -7,6 +7,7 @@
 #include "installer/images.hpp"
 #include "installer/locate.hpp"
 #include "installer/packages.hpp"
+#include "installer/role/cluster.hpp"
 #include "installer/role/engine.hpp"
 
 #include <charconv>
@@ -36,6 +37,7 @@ struct InstallerOptions {
   std::vector<std::string> ignore_preflight;
   bool purge_data = false;
   bool purge_packages = false;
+  bool write = false;
 };
 
 // "10m", "90s", "1h", "300": a duration; bare numbers are seconds.
@@ -89,6 +91,30 @@ Status run_status(const InstallerOptions& options) {
 
 Status run_reset(const InstallerOptions& options) {
   auto report = reset_role({options.purge_data, options.purge_packages, options.json});
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
+
+Status run_kubeconfig(const InstallerOptions& options) {
+  auto report = cluster_kubeconfig(options.write, options.json);
+  if (!report) {
+    return std::unexpected(report.error());
+  }
+  return print_stdout(*report);
+}
+
+Status run_finish(const InstallerOptions& options) {
+  auto path = locate_bundle(options.bundle);
+  if (!path) {
+    return std::unexpected(path.error());
+  }
+  auto wait = parse_wait(options.wait);
+  if (!wait) {
+    return std::unexpected(wait.error());
+  }
+  auto report = cluster_finish({*path, *wait, options.json});
   if (!report) {
     return std::unexpected(report.error());
   }
@@ -198,6 +224,12 @@ constexpr Command k_commands[] = {
      "removed or restored, /etc/hosts and the host name as they were; OS packages and data directories stay unless "
      "asked",
      run_reset},
+    {"kubeconfig", "On an installed master: print the path of the cluster's admin kubeconfig, or with --write copy "
+                   "it to ~/.kube/config (never over another one)",
+     run_kubeconfig},
+    {"finish", "On an installed master, once every host is installed: wait until every master and worker of the "
+               "site has joined, delete the bootstrap token (kubexm clusters) and list the nodes",
+     run_finish},
     {"verify", "Verify the whole bundle (every byte, every digest); writes nothing", run_verify},
     {"list", "List the bundle's files with sizes and SHA-256 (from its verified index)", run_list},
     {"info", "Show bundle.yaml, the aggregate digest and the trailer", run_info},
@@ -238,7 +270,7 @@ int installer_main(int argc, char** argv) {
                                          "an apiserver), like 90s, 10m or 1h (default 10m)");
   app.add_option("--ignore-preflight", options.ignore_preflight,
                  "With --role: preflight checks to pass regardless, by name (os, node-files, kernel, modules, "
-                 "swap, ports, disk, cpus, memory, time-sync, runtime, address), comma-separated")
+                 "swap, ports, disk, cpus, memory, time-sync, runtime, binaries, address), comma-separated")
       ->delimiter(',');
   app.add_flag("--json", options.json, "Machine-readable report (with --role, status, reset, list, info, ...)");
   app.footer(exit_status_help());
@@ -279,6 +311,15 @@ int installer_main(int argc, char** argv) {
                     "Also remove the data directories of the services kubexm installed (/var/lib/etcd, "
                     "/var/lib/containerd, /var/lib/kubelet, ...)");
       sub->add_flag("--purge-packages", options.purge_packages, "Also remove the OS packages kubexm installed");
+      sub->add_flag("--json", options.json, "Machine-readable report");
+    }
+    if (std::string_view(command.name) == "kubeconfig") {
+      sub->add_flag("--write", options.write, "Copy it to ~/.kube/config (0600), unless another file is there");
+      sub->add_flag("--json", options.json, "Machine-readable output");
+    }
+    if (std::string_view(command.name) == "finish") {
+      sub->add_option("--wait", options.wait, "How long to wait for the nodes to join, like 90s, 10m or 1h "
+                                              "(default 10m)");
       sub->add_flag("--json", options.json, "Machine-readable report");
     }
     if (std::string_view(command.name) == "extract") {

@@ -81,17 +81,18 @@ FIXTURE_CACHE=${KUBEXM_TEST_CACHE:-/var/cache/kubexm-test}
 RELEASE="$KUBEXM_SOURCE/manifests/kubernetes-1.32.yaml"
 
 # ensure_mirror: sets MIRROR_ROOT to a mirror of the 1.32 upstreams, building it when the
-# script or the release file changed since it was last built.
+# script, the release file or the stand-in (kubexm-standin) changed since it was last built.
 ensure_mirror() {
   mkdir -p "$FIXTURE_CACHE"
-  local key
-  key=$(cat "$KUBEXM_SOURCE/tools/make-mirror.py" "$RELEASE" | sha256sum | cut -c1-16)
+  local key standin="$KUBEXM_BIN/kubexm-standin"
+  [ -x "$standin" ] || fail "$standin is missing: it is built with the tests (cmake --build)"
+  key=$(cat "$KUBEXM_SOURCE/tools/make-mirror.py" "$RELEASE" "$standin" | sha256sum | cut -c1-16)
   MIRROR_ROOT="$FIXTURE_CACHE/mirror-$key"
   (
     flock 9
     if [ ! -f "$MIRROR_ROOT/checksums.yaml" ]; then
       python3 "$KUBEXM_SOURCE/tools/make-mirror.py" --release "$RELEASE" --out "$MIRROR_ROOT" \
-        --debs "$FIXTURE_CACHE/debs" >&2
+        --debs "$FIXTURE_CACHE/debs" --standin "$standin" >&2
     fi
   ) 9>"$FIXTURE_CACHE/mirror.lock"
 }

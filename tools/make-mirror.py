@@ -5,8 +5,10 @@ Each upstream's file names, archive layouts and checksum files are reproduced as
 upstream publishes them (one directory per host: dl.k8s.io/, github.com/..., get.helm.sh/,
 download.docker.com/, storage.googleapis.com/), for amd64 and arm64. The binaries inside are
 real ones from Debian's packages for that arch (kubectl, etcd, containerd, runc, the CNI
-plugins, the distribution registry; busybox stands in for the rest), so their ELF headers are
-real. containerd comes from Debian's unstable suite (2.x, which reads the version 3
+plugins, the distribution registry). Debian builds no kube-apiserver, controller-manager,
+scheduler, kubelet, kube-proxy or kubeadm: with --standin, the amd64 ones are kubexm-standin
+(tests/standins/, built with the tests), which checks what it is given and does what a
+cluster's bring-up needs; busybox stands in for the rest, so every ELF header is real. containerd comes from Debian's unstable suite (2.x, which reads the version 3
 configuration the rendered nodes get, and links only libc so it runs on Debian 12); the rest
 from bookworm. Each file gets a trailing marker naming what it stands in for, so no two components
 share a digest and a mix-up shows.
@@ -14,7 +16,7 @@ share a digest and a mix-up shows.
 The layouts here are written from the upstreams' release scripts, independently of
 manifests/catalogue.yaml: a wrong name in either shows as a failed test.
 
-Usage: make-mirror.py --release manifests/kubernetes-1.32.yaml --out DIR [--debs DIR]
+Usage: make-mirror.py --release manifests/kubernetes-1.32.yaml --out DIR [--debs DIR] [--standin FILE]
 Writes DIR/<host>/..., and DIR/checksums.yaml: a manifest 'checksums:' block pinning every
 file to this mirror's digests (a manifest built against the mirror appends it).
 """
@@ -112,11 +114,15 @@ def unpack_debs(debs, arch, root):
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
 
 
+STANDIN_FOR = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubeadm"]
+
+
 class Binaries:
     """Real binaries of one arch, each marked with the name it stands in for."""
 
-    def __init__(self, root):
+    def __init__(self, root, standin=None):
         self.root = root
+        self.standin = standin
 
     def real(self, path):
         return (self.root / path).read_bytes()
@@ -128,6 +134,8 @@ class Binaries:
             "containerd-shim-runc-v2": "usr/bin/containerd-shim-runc-v2", "ctr": "usr/bin/ctr",
             "containerd-stress": "usr/bin/ctr", "runc": "usr/sbin/runc", "registry": "usr/bin/docker-registry",
         }
+        if self.standin and name in STANDIN_FOR:
+            return self.standin.read_bytes() + b"\n#kubexm-fixture " + name.encode() + b"\n"
         if name.startswith("cni/"):
             source = "usr/lib/cni/" + name[4:]
         else:
@@ -303,6 +311,7 @@ def main():
     parser.add_argument("--release", required=True, help="manifests/kubernetes-<minor>.yaml")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--debs", type=Path, default=Path("/var/cache/kubexm-test/debs"))
+    parser.add_argument("--standin", type=Path, help="kubexm-standin, for the amd64 Kubernetes programs")
     args = parser.parse_args()
     kubernetes, versions = read_release(args.release)
     fetch_debs(args.debs)
@@ -311,7 +320,7 @@ def main():
     binaries = {}
     for arch in ARCHES:
         unpack_debs(args.debs, arch, work / "root" / arch)
-        binaries[arch] = Binaries(work / "root" / arch)
+        binaries[arch] = Binaries(work / "root" / arch, args.standin if arch == "amd64" else None)
     mirror = Mirror(work / "mirror")
     build(mirror, kubernetes, versions, binaries)
     mirror.write_pins()

@@ -510,6 +510,7 @@ public:
 
   const SiteHost& host() const { return m_host; }
   const Site& site() const { return m_site; }
+  const std::map<int, Phase>& phases() const { return m_phases; }
   std::vector<Error>& errors() { return m_errors; }
 
   // Everything this node has, with node.yaml, under nodes/<node>/.
@@ -931,6 +932,79 @@ fs::path default_templates_dir() {
   return data_dir("KUBEXM_TEMPLATES", "templates", "README.md", KUBEXM_SOURCE_TEMPLATES);
 }
 
+namespace {
+
+// The role a host is installed with: its node.yaml is performed whole, whichever of its
+// roles is named, so the most telling one.
+std::string install_role(const SiteHost& host) {
+  for (const char* role : {"master", "worker", "etcd", "lb"}) {
+    if (host.has(role)) {
+      return role;
+    }
+  }
+  return "worker";
+}
+
+std::string names_of(const std::vector<const SiteHost*>& hosts, const SiteHost* except = nullptr) {
+  std::vector<std::string> names;
+  for (const auto* host : hosts) {
+    if (host != except) {
+      names.push_back(host->name);
+    }
+  }
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+// What a node's phases wait for on other hosts, in words.
+std::string waits_of(const Site& site, const SiteHost& host, const std::map<int, Phase>& phases) {
+  std::vector<std::string> waits;
+  auto members = site.with_role("etcd");
+  for (const auto& [_, phase] : phases) {
+    for (const auto& service : phase.services) {
+      if (service == "etcd" && members.size() > 1) {
+        waits.push_back(fmt::format("its quorum: the other etcd members ({})", names_of(members, &host)));
+      }
+      if (service == "kube-apiserver" && site.etcd_type == "kubexm") {
+        waits.push_back(fmt::format("etcd ({})", names_of(members)));
+      }
+    }
+    for (const auto& action : phase.after) {
+      if (!action.wait_for.empty()) {
+        waits.push_back(fmt::format("an apiserver at {} ({})", action.wait_for, action.name));
+      }
+    }
+  }
+  if (site.kubernetes_type == "kubexm" && (host.has("worker") || host.has("master"))) {
+    waits.push_back("its kubelet's client certificate, once the first master applied the bootstrap token");
+  }
+  return waits.empty() ? std::string("nothing") : fmt::format("{}", fmt::join(waits, "; "));
+}
+
+// ORDER.md: which hosts to start, in which phase, and what each waits for.
+std::string order_of(const Site& site, const std::vector<std::pair<const SiteHost*, std::map<int, Phase>>>& nodes) {
+  std::string text = fmt::format(
+      "# Installing {}\n\nCopy the installer to every host and run its line below. The hosts can be "
+      "started in any order, or all at once: each waits for what it needs on other hosts (up to "
+      "`--wait`, 10 minutes by default) and says what it waits for. In phase order, each host's "
+      "wait is shortest.\n\n| phase | host | address | run | waits for |\n|---|---|---|---|---|\n",
+      site.name);
+  auto sorted = nodes;
+  std::ranges::stable_sort(sorted, {}, [](const auto& node) { return node.second.empty() ? 0 : node.second.begin()->first; });
+  for (const auto& [host, phases] : sorted) {
+    text += fmt::format("| {} | {} | {} | `./install --role={}` | {} |\n", phases.empty() ? 0 : phases.begin()->first,
+                        host->name, host->address, install_role(*host), waits_of(site, *host, phases));
+  }
+  auto first = site.with_role("master").front();
+  text += fmt::format("\nThen, on {} once every host is done: `./install finish` waits until every master "
+                      "and worker has joined, {} and lists the nodes; `./install kubeconfig --write` gives "
+                      "the admin the cluster's kubeconfig.\n",
+                      first->name,
+                      site.kubernetes_type == "kubexm" ? "deletes the bootstrap token" : "(kubeadm's token expires by itself)");
+  return text;
+}
+
+} // namespace
+
 Result<RenderReport> render_site(const Site& site, const fs::path& dir, const RenderInputs& inputs) {
   // Nothing here is HTML: values go into configuration files as they are.
   mstch::config::escape = [](const std::string& text) { return text; };
@@ -953,6 +1027,7 @@ Result<RenderReport> render_site(const Site& site, const fs::path& dir, const Re
   }
   std::vector<Error> errors;
   RenderReport report;
+  std::vector<std::pair<const SiteHost*, std::map<int, Phase>>> order;
   for (const auto& host : site.hosts) {
     Node node(site, host, sources, context);
     render_node(node, *configs);
@@ -961,8 +1036,10 @@ Result<RenderReport> render_site(const Site& site, const fs::path& dir, const Re
       continue;
     }
     node.emit(topology.id, files);
+    order.emplace_back(&host, node.phases());
     report.nodes.push_back(host.name);
   }
+  files["ORDER.md"] = {order_of(site, order), 0644};
   if (auto status = join_errors(errors); !status) {
     return add_context(status.error(),
                        fmt::format("rendering {} with the templates of {}", site.name, inputs.templates_dir.string()));

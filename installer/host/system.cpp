@@ -11,7 +11,9 @@
 #include <memory>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <sched.h>
 #include <sstream>
@@ -315,6 +317,45 @@ Result<int> https_status(const std::string& address, int port, const std::string
     return fail("{}:{} answered TLS but not HTTP", address, port);
   }
   return status;
+}
+
+namespace {
+
+std::unique_ptr<X509, decltype(&X509_free)> read_certificate(const std::string& path) {
+  std::unique_ptr<X509, decltype(&X509_free)> none(nullptr, X509_free);
+  auto text = read_text_file(path, 1 << 20);
+  if (!text) {
+    return none;
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())), BIO_free);
+  return {PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free};
+}
+
+} // namespace
+
+Result<std::string> certificate_signed_by(const std::string& cert_file, const std::string& ca_file) {
+  auto cert = read_certificate(cert_file);
+  if (!cert) {
+    return fail("{} holds no certificate (yet)", cert_file);
+  }
+  auto ca = read_certificate(ca_file);
+  if (!ca) {
+    return fail("{} holds no CA certificate", ca_file);
+  }
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> ca_key(X509_get_pubkey(ca.get()), EVP_PKEY_free);
+  bool signed_by_ca = ca_key && X509_verify(cert.get(), ca_key.get()) == 1;
+  ERR_clear_error();
+  if (!signed_by_ca) {
+    return fail("the certificate in {} is not signed by the CA in {}", cert_file, ca_file);
+  }
+  if (X509_cmp_current_time(X509_get0_notAfter(cert.get())) <= 0) {
+    return fail("the certificate in {} has expired", cert_file);
+  }
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+  X509_NAME_print_ex(out.get(), X509_get_subject_name(cert.get()), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  auto size = BIO_get_mem_data(out.get(), &data);
+  return std::string(data, static_cast<std::size_t>(size));
 }
 
 } // namespace kubexm

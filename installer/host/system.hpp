@@ -64,4 +64,8 @@ bool tcp_answers(const std::string& address, int port, std::chrono::milliseconds
 Result<int> https_status(const std::string& address, int port, const std::string& path,
                          std::chrono::milliseconds timeout);
 
+// The subject (RFC 2253) of the PEM certificate in `cert_file` (the first one; a kubelet keeps
+// its key after it), when the CA in `ca_file` signed it and it has not expired; else why not.
+Result<std::string> certificate_signed_by(const std::string& cert_file, const std::string& ca_file);
+
 } // namespace kubexm

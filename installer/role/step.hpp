@@ -44,6 +44,8 @@ struct BinaryFile {
   std::string target; // /usr/local/bin/etcdctl
 };
 std::vector<BinaryFile> node_binaries(const RoleContext& ctx);
+// The components the node's roles need that the bundle does not carry for this host's arch.
+std::vector<std::string> missing_components(const RoleContext& ctx);
 
 // The host paths a node's files may have: anything else in site/nodes/<node>/ is refused.
 bool allowed_node_path(std::string_view path);

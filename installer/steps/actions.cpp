@@ -12,8 +12,8 @@ namespace kubexm {
 
 namespace {
 
-// Waits until an apiserver answers HTTPS at `wait_for` ("host:port", the host a name of
-// the node's hosts block).
+// Waits until an apiserver is ready at `wait_for` ("host:port", the host a name of the node's
+// hosts block): its /readyz answers 200, which it does once its etcd answers.
 Status wait_for_apiserver(RoleContext& ctx, const NodeConfig& config, const NodeAction& action) {
   auto colon = action.wait_for.rfind(':');
   int port = 0;
@@ -33,8 +33,8 @@ Status wait_for_apiserver(RoleContext& ctx, const NodeConfig& config, const Node
   auto waited = wait_until(
       [&] {
         auto status = https_status(*address, port, "/readyz", std::chrono::seconds(3));
-        last = status ? fmt::format("HTTP {}", *status) : status.error().message();
-        return status.has_value();
+        last = status ? fmt::format("/readyz answered HTTP {}", *status) : status.error().message();
+        return status && *status == 200;
       },
       ctx.request.wait, what);
   if (waited == Waited::ready) {

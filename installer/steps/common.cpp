@@ -122,6 +122,19 @@ std::vector<BinaryFile> node_binaries(const RoleContext& ctx) {
   return out;
 }
 
+std::vector<std::string> missing_components(const RoleContext& ctx) {
+  std::vector<std::string> out;
+  for (const auto& name : components_of(ctx)) {
+    bool carried = std::ranges::any_of(ctx.header.info.components, [&](const auto& component) {
+      return component.name == name && std::ranges::find(component.arches, ctx.host.arch) != component.arches.end();
+    });
+    if (!carried) {
+      out.push_back(name);
+    }
+  }
+  return out;
+}
+
 bool allowed_node_path(std::string_view path) {
   static constexpr std::array k_allowed{
       "etc/kubernetes/",     "etc/containerd/",     "etc/crio/",         "etc/docker/",

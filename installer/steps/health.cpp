@@ -1,7 +1,7 @@
 // Health: each role of the node answers as it should. An etcd member is healthy over TLS
 // with the node's client certificate and its cluster has every member of the site; a load
 // balancer's proxy accepts connections on its port and health port and keepalived runs; a
-// node's container runtime answers.
+// node's container runtime answers, and in a kubexm cluster its kubelet has joined.
 #include "bundle/process.hpp"
 #include "installer/host/system.hpp"
 #include "installer/role/step.hpp"
@@ -71,6 +71,40 @@ Result<std::string> runtime_health(const RoleContext& ctx) {
   return fmt::format("{} answers", ctx.runtime);
 }
 
+// A node has joined once its kubelet holds a client certificate of the cluster's CA: the
+// kubelet gets it by TLS bootstrap (a kubexm cluster) or through kubeadm join, from the
+// apiservers behind lb.kubexm.local, which may come up after this host: waited for.
+Result<std::string> kubelet_joined(const RoleContext& ctx) {
+  const std::string current = "/var/lib/kubelet/pki/kubelet-client-current.pem";
+  const std::string ca = "/etc/kubernetes/pki/ca.crt";
+  std::string subject;
+  std::string why;
+  auto waited = wait_until(
+      [&] {
+        auto signed_by = certificate_signed_by(current, ca);
+        if (signed_by) {
+          subject = *signed_by;
+        } else {
+          why = signed_by.error().message();
+        }
+        return signed_by.has_value();
+      },
+      ctx.request.wait, "the kubelet to join: a client certificate of the cluster's CA, from the apiservers behind "
+                        "lb.kubexm.local");
+  if (waited == Waited::interrupted) {
+    return std::unexpected(Error(ErrorKind::interrupted, "interrupted; run again to go on"));
+  }
+  if (waited == Waited::timed_out) {
+    return std::unexpected(Error(
+        ErrorKind::waiting,
+        fmt::format("the kubelet has not joined after {} s: {}. It asks the apiservers behind lb.kubexm.local for "
+                    "its client certificate with the bootstrap token, which the first master applies; see "
+                    "'journalctl -u kubelet'. Run again once the masters are up; done steps are not repeated",
+                    ctx.request.wait.count(), why)));
+  }
+  return fmt::format("kubelet joined as {}", subject);
+}
+
 } // namespace
 
 Status check_health(RoleContext& ctx) {
@@ -95,6 +129,12 @@ Status check_health(RoleContext& ctx) {
   }
   if ((ctx.has("master") || ctx.has("worker")) && !ctx.node_dir().empty()) { // the runtime was set up here
     if (auto status = add(runtime_health(ctx)); !status) {
+      return status;
+    }
+  }
+  bool kubexm_cluster = ctx.header.info.site && ctx.header.info.site->deployment.starts_with("kubexm/");
+  if (ctx.node && (ctx.has("master") || ctx.has("worker")) && kubexm_cluster) {
+    if (auto status = add(kubelet_joined(ctx)); !status) {
       return status;
     }
   }

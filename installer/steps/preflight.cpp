@@ -236,6 +236,22 @@ void check_runtime(const RoleContext& ctx, Checks& out) {
                                                    fmt::join(others, ", "), ctx.runtime)});
 }
 
+// Every program the node's roles run must be in the bundle for this arch: a node without its
+// kube-apiserver would fail half-way, after its packages and files are in place.
+void check_binaries(const RoleContext& ctx, Checks& out) {
+  if (std::ranges::find(ctx.header.info.arches, ctx.host.arch) == ctx.header.info.arches.end()) {
+    return; // the os check says so
+  }
+  auto missing = missing_components(ctx);
+  out.push_back(missing.empty()
+                    ? Check{"binaries", Level::ok, fmt::format("the bundle carries every program of the node for {}",
+                                                               ctx.host.arch)}
+                    : Check{"binaries", Level::error,
+                            fmt::format("the bundle carries no {} for {}, which the node's roles run: build the bundle "
+                                        "with {} among its components",
+                                        fmt::join(missing, ", "), ctx.host.arch, missing.size() == 1 ? "it" : "them")});
+}
+
 void check_address(const RoleContext& ctx, Checks& out) {
   if (!ctx.node) {
     return;
@@ -279,6 +295,7 @@ Status preflight(RoleContext& ctx) {
   check_size(ctx, checks);
   check_time(checks);
   check_runtime(ctx, checks);
+  check_binaries(ctx, checks);
   check_address(ctx, checks);
   std::vector<std::string> failed;
   std::vector<std::string> warned;

@@ -6,6 +6,7 @@
 #include "installer/role/step.hpp"
 #include "installer/steps/steps.hpp"
 
+#include <charconv>
 #include <fmt/ranges.h>
 
 namespace kubexm {
@@ -38,15 +39,46 @@ std::string other_members(const RoleContext& ctx) {
   return others.empty() ? std::string("the other members") : fmt::format("{}", fmt::join(others, ", "));
 }
 
+// The etcd members of the site, which the apiservers of a kubexm etcd wait for.
+std::string etcd_members(const RoleContext& ctx) {
+  std::vector<std::string> members;
+  for (const auto& node : ctx.header.info.site->nodes) {
+    if (std::ranges::find(node.roles, "etcd") != node.roles.end()) {
+      members.push_back(fmt::format("{} at {}", node.name, node.address));
+    }
+  }
+  return fmt::format("{}", fmt::join(members, ", "));
+}
+
+// Whether systemd itself could not run the unit's program (statuses 200 to 243 are its own:
+// 203 a missing executable, 217 an unknown user...): restarting will not mend it.
+bool systemd_cannot_run(const std::string& unit) {
+  auto shown = run_captured({"systemctl", "show", "--property", "ExecMainStatus", "--value", unit});
+  int status = 0;
+  if (!shown || shown->exit_code != 0) {
+    return false;
+  }
+  auto text = shown->output.substr(0, shown->output.find('\n'));
+  std::from_chars(text.data(), text.data() + text.size(), status);
+  return status >= 200 && status <= 243;
+}
+
 Status wait_active(RoleContext& ctx, const std::string& unit) {
   bool etcd = unit == "etcd.service";
-  auto limit = etcd ? ctx.request.wait : std::min(ctx.request.wait, std::chrono::seconds(120));
+  // An apiserver is ready only once etcd answers, and etcd once its quorum is up: both wait
+  // for other hosts, as long as --wait allows.
+  bool apiserver = unit == "kube-apiserver.service" && ctx.header.info.site;
+  auto limit = etcd || apiserver ? ctx.request.wait : std::min(ctx.request.wait, std::chrono::seconds(120));
   std::string state;
-  auto what = etcd ? fmt::format("etcd to become active: it needs its quorum, so {} must start too", other_members(ctx))
-                   : fmt::format("{} to become active", unit);
+  auto what = etcd        ? fmt::format("etcd to become active: it needs its quorum, so {} must start too", other_members(ctx))
+              : apiserver ? fmt::format("kube-apiserver to become ready: it needs etcd ({})", etcd_members(ctx))
+                          : fmt::format("{} to become active", unit);
   auto waited = wait_until(
       [&] {
         state = unit_active_state(unit);
+        if (state != "active" && systemd_cannot_run(unit)) {
+          state = "failed";
+        }
         return state == "active" || state == "failed";
       },
       limit, what);
@@ -55,6 +87,13 @@ Status wait_active(RoleContext& ctx, const std::string& unit) {
   }
   if (state == "active") {
     return {};
+  }
+  if (apiserver && waited == Waited::timed_out) {
+    return std::unexpected(Error(
+        ErrorKind::waiting,
+        fmt::format("kube-apiserver is not ready after {} s: it waits for etcd ({}). Run again once etcd is up; done "
+                    "steps are not repeated. Its last messages:\n{}",
+                    limit.count(), etcd_members(ctx), last_journal_lines(unit))));
   }
   if (etcd && waited == Waited::timed_out) {
     return std::unexpected(Error(

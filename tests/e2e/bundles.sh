@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the bundles the role tests install on booted hosts ($KUBEXM_E2E/kh and /kn), from
-# the local mirrors and registry, as a release engineer would: a site of three etcd hosts
-# (kubexm etcd), two external load balancers, three masters and two workers on 10.77.0.0/24,
-# all Debian 12 amd64; kh with keepalived + haproxy, kn with keepalived + nginx; and
-# $KUBEXM_E2E/prepare, for masters and workers without a site.
+# Builds the bundles the role tests install on booted hosts ($KUBEXM_E2E/kh, /kn and /kx),
+# from the local mirrors and registry, as a release engineer would: a site of three etcd
+# hosts (kubexm etcd), two external load balancers, three masters and two workers on
+# 10.77.0.0/24, all Debian 12 amd64; kh: a kubeadm cluster with keepalived + haproxy, kn: the
+# same with keepalived + nginx, kx: a kubexm cluster (its control plane under systemd) with
+# keepalived + haproxy; and $KUBEXM_E2E/prepare, for masters and workers without a site.
 source "$(dirname "$0")/../lib.sh"
 source "$KUBEXM_SOURCE/tests/packages/fixtures.sh"
 source "$KUBEXM_SOURCE/tests/images/images_lib.sh"
@@ -11,13 +12,14 @@ source "$KUBEXM_SOURCE/tests/images/images_lib.sh"
 
 start_package_mirrors
 start_image_registry
-for lb in kh kn; do
+for lb in kh kn kx; do
+  cluster=$([ $lb = kx ] && echo kubexm || echo kubeadm)
   cat >"$WORK/site-$lb.yaml" <<SITE
 name: e2e-$lb
-kubernetes: {type: kubeadm, version: 1.32.10}
+kubernetes: {type: $cluster, version: 1.32.10}
 etcd: {type: kubexm}
 network: {plugin: calico}
-loadbalancer: {enabled: true, mode: external, type: kubexm-$lb, vip: 10.77.0.100, interface: eth0, port: 6443}
+loadbalancer: {enabled: true, mode: external, type: kubexm-${lb/kx/kh}, vip: 10.77.0.100, interface: eth0, port: 6443}
 hosts:
   - {name: lb1, address: 10.77.0.5/24, os: debian-12, roles: [lb]}
   - {name: lb2, address: 10.77.0.6/24, os: debian-12, roles: [lb]}

@@ -121,6 +121,32 @@ TEST(UserManifest, UnknownComponentAndVersionProblemsAreReportedTogether) {
   EXPECT_NE(message.find("versions: 'kubelet' follows the 'kubernetes' version"), std::string::npos) << message;
 }
 
+// A kubexm cluster runs its control plane from the bundle's binaries: by default they come
+// along; a manifest that lists its components and leaves them out is told which to add.
+TEST(UserManifest, AKubexmClusterCarriesItsControlPlaneBinaries) {
+  TempDir dir;
+  write_file(dir / "site.yaml", std::string(k_good) + "cluster: {type: kubexm, etcd: kubexm, cni: calico}\n");
+  auto plan = load_plan(dir / "site.yaml", k_manifests);
+  ASSERT_TRUE(plan) << plan.error().message();
+  std::set<std::string> components;
+  for (const auto& artifact : plan->artifacts) {
+    components.insert(artifact.component);
+  }
+  for (const char* name : {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kubelet"}) {
+    EXPECT_TRUE(components.contains(name)) << name;
+  }
+  write_file(dir / "cluster.yaml", "name: c\nkubernetes: {type: kubexm, version: 1.32.10}\netcd: {type: kubexm}\n"
+                                    "hosts:\n  - {name: m1, address: 10.0.0.1, roles: [master, etcd, worker]}\n");
+  write_file(dir / "site.yaml", std::string(k_good) + "site: cluster.yaml\ncomponents: [kubelet, kube-apiserver, etcd]\n");
+  plan = load_plan(dir / "site.yaml", k_manifests);
+  ASSERT_FALSE(plan);
+  auto message = plan.error().message();
+  EXPECT_NE(message.find("line 7: a kubexm cluster runs kube-controller-manager, kube-scheduler, kube-proxy from the "
+                         "bundle; add them to components"),
+            std::string::npos)
+      << message;
+}
+
 TEST(UserManifest, UnsupportedMinorListsTheSupportedOnes) {
   auto message = load_error("name: s\nversion: '1'\nkubernetes: 1.29.3\narches: [amd64]\nos_profiles: [x]\n");
   EXPECT_NE(message.find("line 3: kubernetes: 1.29.3 is not supported"), std::string::npos) << message;
