@@ -25,29 +25,21 @@ std::string last_journal_lines(const std::string& unit) {
   return result->output;
 }
 
-// The other etcd members of the site, which a member's start waits for.
-std::string other_members(const RoleContext& ctx) {
-  std::vector<std::string> others;
+enum class Members { all, others };
+
+// The site's etcd members ("etcd1 at 10.0.0.1, ..."): all of them, which a kubexm cluster's
+// apiserver waits for, or the others, which a member's start waits for.
+std::string etcd_members(const RoleContext& ctx, Members which) {
+  std::vector<std::string> members;
   if (ctx.header.info.site) {
     for (const auto& node : ctx.header.info.site->nodes) {
       bool member = std::ranges::find(node.roles, "etcd") != node.roles.end();
-      if (member && node.name != ctx.node->name) {
-        others.push_back(fmt::format("{} at {}", node.name, node.address));
+      if (member && (which == Members::all || node.name != ctx.node->name)) {
+        members.push_back(fmt::format("{} at {}", node.name, node.address));
       }
     }
   }
-  return others.empty() ? std::string("the other members") : fmt::format("{}", fmt::join(others, ", "));
-}
-
-// The etcd members of the site, which the apiservers of a kubexm etcd wait for.
-std::string etcd_members(const RoleContext& ctx) {
-  std::vector<std::string> members;
-  for (const auto& node : ctx.header.info.site->nodes) {
-    if (std::ranges::find(node.roles, "etcd") != node.roles.end()) {
-      members.push_back(fmt::format("{} at {}", node.name, node.address));
-    }
-  }
-  return fmt::format("{}", fmt::join(members, ", "));
+  return members.empty() ? std::string("the other members") : fmt::format("{}", fmt::join(members, ", "));
 }
 
 // Whether systemd itself could not run the unit's program (statuses 200 to 243 are its own:
@@ -70,8 +62,8 @@ Status wait_active(RoleContext& ctx, const std::string& unit) {
   bool apiserver = unit == "kube-apiserver.service" && ctx.header.info.site;
   auto limit = etcd || apiserver ? ctx.request.wait : std::min(ctx.request.wait, std::chrono::seconds(120));
   std::string state;
-  auto what = etcd        ? fmt::format("etcd to become active: it needs its quorum, so {} must start too", other_members(ctx))
-              : apiserver ? fmt::format("kube-apiserver to become ready: it needs etcd ({})", etcd_members(ctx))
+  auto what = etcd        ? fmt::format("etcd to become active: it needs its quorum, so {} must start too", etcd_members(ctx, Members::others))
+              : apiserver ? fmt::format("kube-apiserver to become ready: it needs etcd ({})", etcd_members(ctx, Members::all))
                           : fmt::format("{} to become active", unit);
   auto waited = wait_until(
       [&] {
@@ -93,14 +85,14 @@ Status wait_active(RoleContext& ctx, const std::string& unit) {
         ErrorKind::waiting,
         fmt::format("kube-apiserver is not ready after {} s: it waits for etcd ({}). Run again once etcd is up; done "
                     "steps are not repeated. Its last messages:\n{}",
-                    limit.count(), etcd_members(ctx), last_journal_lines(unit))));
+                    limit.count(), etcd_members(ctx, Members::all), last_journal_lines(unit))));
   }
   if (etcd && waited == Waited::timed_out) {
     return std::unexpected(Error(
         ErrorKind::waiting,
         fmt::format("etcd is not active after {} s: its members {} are not all up. Run again once they are up; done "
                     "steps are not repeated. Its last messages:\n{}",
-                    limit.count(), other_members(ctx), last_journal_lines(unit))));
+                    limit.count(), etcd_members(ctx, Members::others), last_journal_lines(unit))));
   }
   return fail("{} is {} after {}: its last messages:\n{}", unit, state.empty() ? "unknown" : state,
               waited == Waited::timed_out ? fmt::format("{} s", limit.count()) : "starting", last_journal_lines(unit));

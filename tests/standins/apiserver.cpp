@@ -262,11 +262,8 @@ private:
       return std::nullopt;
     }
     Identity identity{"system:bootstrap:" + id, {"system:bootstrappers"}};
-    auto extra = field("auth-extra-groups");
-    for (std::size_t at = 0; at < extra.size();) {
-      auto comma = extra.find(',', at);
-      identity.groups.push_back(extra.substr(at, comma - at));
-      at = comma == std::string::npos ? extra.size() : comma + 1;
+    for (auto& group : split(field("auth-extra-groups"))) {
+      identity.groups.push_back(std::move(group));
     }
     return identity;
   }
@@ -505,13 +502,8 @@ void check_files(const Flags& flags) {
 
 int kube_apiserver(const Flags& flags) {
   check_files(flags);
-  std::vector<std::string> servers;
   auto list = flags.get("etcd-servers");
-  for (std::size_t at = 0; at < list.size();) {
-    auto comma = list.find(',', at);
-    servers.push_back(list.substr(at, comma - at));
-    at = comma == std::string::npos ? list.size() : comma + 1;
-  }
+  auto servers = split(list);
   check(!servers.empty(), "--etcd-servers names etcd");
   ClientAuth auth{*read_file(flags.get("etcd-cafile")), *read_file(flags.get("etcd-certfile")),
                   *read_file(flags.get("etcd-keyfile")), ""};

@@ -163,6 +163,16 @@ std::optional<std::string> base64_decode(const std::string& text) {
   return out;
 }
 
+std::vector<std::string> split(const std::string& list, char separator) {
+  std::vector<std::string> parts;
+  for (std::size_t at = 0; at < list.size();) {
+    auto next = list.find(separator, at);
+    parts.push_back(list.substr(at, next - at));
+    at = next == std::string::npos ? list.size() : next + 1;
+  }
+  return parts;
+}
+
 std::string random_hex(std::size_t bytes) {
   std::string raw(bytes, '\0');
   RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes));

@@ -136,10 +136,7 @@ void write_kubeconfig(const std::string& path, const std::string& server, const 
 
 json node_object(const std::string& name, const Flags& flags) {
   json taints = json::array();
-  auto spec = flags.get("register-with-taints");
-  for (std::size_t at = 0; at < spec.size();) {
-    auto comma = spec.find(',', at);
-    auto taint = spec.substr(at, comma - at);
+  for (const auto& taint : split(flags.get("register-with-taints"))) {
     auto colon = taint.rfind(':');
     auto equals = taint.find('=');
     json one = {{"key", taint.substr(0, std::min(colon, equals))}, {"effect", taint.substr(colon + 1)}};
@@ -147,7 +144,6 @@ json node_object(const std::string& name, const Flags& flags) {
       one["value"] = taint.substr(equals + 1, colon - equals - 1);
     }
     taints.push_back(one);
-    at = comma == std::string::npos ? spec.size() : comma + 1;
   }
   return {{"apiVersion", "v1"},
           {"kind", "Node"},

@@ -56,6 +56,8 @@ bool write_file(const std::string& path, const std::string& data, unsigned mode)
 std::string base64_encode(const std::string& data);
 std::optional<std::string> base64_decode(const std::string& text);
 std::string random_hex(std::size_t bytes);
+// "a,b,c" as its parts; none for "".
+std::vector<std::string> split(const std::string& list, char separator = ',');
 std::string utc_now(); // 2026-12-05T13:00:00Z
 // The address of a name in /etc/hosts (the name itself when it is an address already).
 std::optional<std::string> resolve(const std::string& name);
