@@ -221,7 +221,7 @@ Status remove_tree(const fs::path& path) {
   return {};
 }
 
-void remove_stale_temporaries(const std::filesystem::path& path) {
+void remove_stale_temporaries(const std::filesystem::path& path, Writers writers) {
   auto prefix = path.filename().string() + ".tmp-";
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(path.parent_path(), ec)) {
@@ -230,7 +230,10 @@ void remove_stale_temporaries(const std::filesystem::path& path) {
       continue;
     }
     auto pid = std::atoi(name.c_str() + prefix.size());
-    if (pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) {
+    if (pid == ::getpid()) {
+      continue; // ours, being written
+    }
+    if (writers == Writers::dead && pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM)) {
       continue; // still being written
     }
     std::filesystem::remove(entry.path(), ec);

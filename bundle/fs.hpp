@@ -95,9 +95,16 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view tex
 // written under a private umask packs into the same bundle as under the usual one.
 Status make_directories(const std::filesystem::path& path, unsigned mode = 0755);
 
-// Removes what AtomicFiles for `path` left when their process was killed (`path`.tmp-<pid>
-// of processes that no longer run); a caller about to write `path` again calls it.
-void remove_stale_temporaries(const std::filesystem::path& path);
+// Whose `path`.tmp-<pid> files remove_stale_temporaries takes.
+enum class Writers {
+  dead,        // those whose process no longer runs
+  all_but_us,  // every other process's: for a caller holding a lock that excludes other writers,
+               // since a killed writer's pid may already name an unrelated process
+};
+
+// Removes what AtomicFiles for `path` left when their process was killed; a caller about to
+// write `path` again calls it.
+void remove_stale_temporaries(const std::filesystem::path& path, Writers writers = Writers::dead);
 
 // Removes a tree, never following symlinks; a missing tree is not an error.
 Status remove_tree(const std::filesystem::path& path);

@@ -96,7 +96,9 @@ bool same_bytes(const fs::path& a, const fs::path& b) {
 
 Result<Changed> HostEffects::place(const fs::path& path, unsigned mode, const Content& content) {
   auto target = at(path);
-  remove_stale_temporaries(target); // what a killed run was writing
+  // What a killed run was writing. The install lock keeps other installers out, and on a
+  // booted host a killed run's pid is soon reused, so a pid check alone would keep its files.
+  remove_stale_temporaries(target, Writers::all_but_us);
   struct stat info {};
   bool exists = ::lstat(target.c_str(), &info) == 0;
   if (exists && S_ISREG(info.st_mode) && (info.st_mode & 07777) == mode && content.same(target)) {
@@ -181,7 +183,7 @@ Result<Changed> HostEffects::hosts_block(const std::vector<HostsEntry>& entries)
     block += fmt::format("{}\t{}\n", entry.address, fmt::join(entry.names, " "));
   }
   auto path = at("/etc/hosts");
-  remove_stale_temporaries(path);
+  remove_stale_temporaries(path, Writers::all_but_us);
   auto text = read_text_file(path, 16 << 20).value_or("");
   auto wanted = replace_hosts_block(text, block);
   if (wanted == text) {

@@ -1,9 +1,17 @@
 #include "bundle/bundle_info.hpp"
+#include "bundle/fs.hpp"
 #include "bundle/index.hpp"
 #include "bundle/path_safety.hpp"
 #include "bundle/sums.hpp"
 
 #include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
 
 namespace kubexm {
 namespace {
@@ -158,6 +166,32 @@ TEST(BundleInfo, RejectsNewerFormatsAndBadYaml) {
   auto broken = parse_bundle_info("name: [unclosed\n", "b", InfoSource::tree);
   ASSERT_FALSE(broken);
   EXPECT_NE(broken.error().message().find("line"), std::string::npos);
+}
+
+// A killed writer's pid can name a live, unrelated process by the time the file is written
+// again: pid 1 stands for it here.
+TEST(AtomicFile, StaleTemporariesOfALiveLookingPidGoOnlyWhenTheCallerExcludesOtherWriters) {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / fmt::format("kubexm-stale-{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto target = dir / "kubectl";
+  auto touch = [](const fs::path& path) { std::ofstream(path) << "x"; };
+  auto reused = fs::path(target.string() + ".tmp-1");
+  auto dead = fs::path(target.string() + ".tmp-999999999");
+  auto ours = fs::path(target.string() + fmt::format(".tmp-{}", ::getpid()));
+  auto other = dir / "runc.tmp-999999999";
+  for (const auto& path : {reused, dead, ours, other}) {
+    touch(path);
+  }
+  remove_stale_temporaries(target);
+  EXPECT_TRUE(fs::exists(reused));
+  EXPECT_FALSE(fs::exists(dead));
+  remove_stale_temporaries(target, Writers::all_but_us);
+  EXPECT_FALSE(fs::exists(reused));
+  EXPECT_TRUE(fs::exists(ours));
+  EXPECT_TRUE(fs::exists(other)); // another path's temporaries are its writer's business
+  fs::remove_all(dir);
 }
 
 } // namespace
