@@ -41,7 +41,8 @@ Result<Journal> installed_master() {
   return journal;
 }
 
-Result<nlohmann::json> kubectl_json(const std::vector<std::string>& args) {
+// What kubectl printed, run as the cluster's admin.
+Result<std::string> kubectl(const std::vector<std::string>& args) {
   std::vector<std::string> command{"kubectl", "--kubeconfig", k_admin_conf, "--request-timeout=10s"};
   command.insert(command.end(), args.begin(), args.end());
   auto result = run_captured(command);
@@ -51,7 +52,15 @@ Result<nlohmann::json> kubectl_json(const std::vector<std::string>& args) {
   if (result->exit_code != 0) {
     return fail("kubectl {} failed: {}", fmt::join(args, " "), result->errors);
   }
-  auto json = nlohmann::json::parse(result->output, nullptr, false);
+  return std::move(result->output);
+}
+
+Result<nlohmann::json> kubectl_json(const std::vector<std::string>& args) {
+  auto output = kubectl(args);
+  if (!output) {
+    return std::unexpected(output.error());
+  }
+  auto json = nlohmann::json::parse(*output, nullptr, false);
   if (json.is_discarded()) {
     return fail("kubectl {} did not print JSON", fmt::join(args, " "));
   }
@@ -198,11 +207,23 @@ Result<std::string> cluster_finish(const FinishRequest& request) {
   bool kubexm_cluster = site.deployment.starts_with("kubexm/");
   if (kubexm_cluster) {
     auto secret = bootstrap_secret();
-    auto deleted = kubectl_json({"-n", "kube-system", "delete", "secret", secret, "--ignore-not-found", "-o", "json"});
-    token = deleted ? fmt::format("the bootstrap token's Secret {} deleted: no node joins with it any more; to join "
-                                  "another, apply {} again on a master",
-                                  secret, k_bootstrap)
-                    : fmt::format("the bootstrap token's Secret {} was deleted already", secret);
+    if (secret.empty()) {
+      return fail("{} names no Secret: the bootstrap token cannot be deleted; run ./install --role=master on the "
+                  "first master again, then this",
+                  k_bootstrap);
+    }
+    // `-o name` prints what was deleted, and nothing when it was gone already.
+    auto deleted = kubectl({"-n", "kube-system", "delete", "secret", secret, "--ignore-not-found", "-o", "name"});
+    if (!deleted) {
+      return add_context(deleted.error(), fmt::format("deleting the bootstrap token's Secret {} (it stays; run "
+                                                      "./install finish again)",
+                                                      secret));
+    }
+    token = deleted->find(secret) != std::string::npos
+                ? fmt::format("the bootstrap token's Secret {} deleted: no node joins with it any more; to join "
+                              "another, apply {} again on a master",
+                              secret, k_bootstrap)
+                : fmt::format("the bootstrap token's Secret {} was deleted already", secret);
   } else {
     token = "kubeadm's bootstrap token expires by itself";
   }
