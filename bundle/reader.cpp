@@ -5,6 +5,7 @@
 #include "bundle/worker.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <archive.h>
 #include <archive_entry.h>
 #include <unordered_map>
@@ -545,9 +546,39 @@ public:
   Status file_data(std::span<const std::byte>) override { return {}; }
   Status end_file() override { return {}; }
 };
-} // namespace
 
-Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* progress) {
+// Keeps the content of one member, once it has matched its digest.
+class MemberSink final : public EntrySink {
+public:
+  explicit MemberSink(std::string_view path) : m_path(path) {}
+  Status directory(const IndexEntry&) override { return {}; }
+  Status begin_file(const IndexEntry& entry) override {
+    m_inside = entry.path == m_path;
+    return {};
+  }
+  Status file_data(std::span<const std::byte> bytes) override {
+    if (m_inside) {
+      m_reading.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    }
+    return {};
+  }
+  Status end_file() override {
+    if (m_inside) {
+      m_content = std::move(m_reading);
+      m_inside = false;
+    }
+    return {};
+  }
+  std::optional<std::string>& content() { return m_content; }
+
+private:
+  std::string m_path;
+  bool m_inside = false;
+  std::string m_reading;
+  std::optional<std::string> m_content;
+};
+
+Result<BundleHeader> read_through(const std::filesystem::path& path, Progress* progress, EntrySink& sink) {
   auto reader = BundleReader::open(path, progress, "verify", PayloadCheck::trailer);
   if (!reader) {
     return std::unexpected(reader.error());
@@ -556,7 +587,6 @@ Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* 
   if (!header) {
     return std::unexpected(header.error());
   }
-  NullSink sink;
   auto status = (*reader)->read_members(sink);
   if (status) {
     status = (*reader)->finish();
@@ -565,6 +595,25 @@ Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* 
     return std::unexpected(status.error());
   }
   return (*reader)->release_header();
+}
+
+} // namespace
+
+Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* progress) {
+  NullSink sink;
+  return read_through(path, progress, sink);
+}
+
+Result<std::string> verify_and_read_member(const std::filesystem::path& path, std::string_view member,
+                                           Progress* progress) {
+  MemberSink sink(member);
+  if (auto header = read_through(path, progress, sink); !header) {
+    return std::unexpected(header.error());
+  }
+  if (!sink.content()) {
+    return fail("{}: the bundle has no {}", path.string(), member);
+  }
+  return std::move(*sink.content());
 }
 
 } // namespace kubexm

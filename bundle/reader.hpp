@@ -99,4 +99,9 @@ Result<BundleHeader> read_bundle_header(const std::filesystem::path& path);
 // Verifies a whole bundle without writing anything.
 Result<BundleHeader> verify_bundle(const std::filesystem::path& path, Progress* progress);
 
+// Verifies a whole bundle as verify_bundle does and returns the content of one regular file
+// member (a small one: it is held in memory), e.g. a node's node.yaml for a dry run.
+Result<std::string> verify_and_read_member(const std::filesystem::path& path, std::string_view member,
+                                           Progress* progress);
+
 } // namespace kubexm

@@ -369,6 +369,7 @@ struct Action {
   std::string name;
   std::vector<std::string> run;
   std::string wait_for;
+  std::string token_from; // the bootstrap kubeconfig the action joins with
 };
 using Actions = std::vector<Action>;
 struct Phase {
@@ -382,8 +383,8 @@ struct Phase {
 // A master's or worker's OS settings made now: modules-load.d is read at boot, and the bridge
 // sysctls need br_netfilter loaded.
 const Actions k_os_init_actions = {
-    {"load-modules", {"systemctl", "restart", "systemd-modules-load.service"}, {}},
-    {"os-init", {"sysctl", "--system"}, {}},
+    {"load-modules", {"systemctl", "restart", "systemd-modules-load.service"}, {}, {}},
+    {"os-init", {"sysctl", "--system"}, {}, {}},
 };
 
 void emit_actions(YAML::Emitter& out, const char* key, const Actions& actions) {
@@ -396,6 +397,9 @@ void emit_actions(YAML::Emitter& out, const char* key, const Actions& actions) {
         << YAML::Flow << action.run;
     if (!action.wait_for.empty()) {
       out << YAML::Key << "wait_for" << YAML::Value << action.wait_for;
+    }
+    if (!action.token_from.empty()) {
+      out << YAML::Key << "token_from" << YAML::Value << action.token_from;
     }
     out << YAML::EndMap;
   }
@@ -501,11 +505,13 @@ public:
   void disable(const std::string& name) { m_phases[m_phase].disable.push_back(name); }
   // A command of the node's phase: run before its services start (OS settings) or after
   // (kubeadm, applying manifests); `wait_for` ("host:port") is an apiserver it needs up
-  // first, which the installer waits for.
+  // first, which the installer waits for; `token_from`, the bootstrap kubeconfig it joins
+  // with, whose token that apiserver must still accept.
   enum class When { before, after };
-  void action(When when, std::string name, std::vector<std::string> run, std::string wait_for = {}) {
+  void action(When when, std::string name, std::vector<std::string> run, std::string wait_for = {},
+              std::string token_from = {}) {
     auto& list = when == When::before ? m_phases[m_phase].before : m_phases[m_phase].after;
-    list.push_back({std::move(name), std::move(run), std::move(wait_for)});
+    list.push_back({std::move(name), std::move(run), std::move(wait_for), std::move(token_from)});
   }
 
   const SiteHost& host() const { return m_host; }
@@ -756,7 +762,7 @@ void render_kubelet(Node& node, const std::map<std::string, std::string>& config
     node.enable("kubelet");
     node.enable("kube-proxy");
     node.action(Node::When::after, "kubelet-bootstrap", {"systemctl", "start", "kubelet.service", "kube-proxy.service"},
-                endpoint_of(node.site()));
+                endpoint_of(node.site()), "/etc/kubernetes/bootstrap-kubelet.conf");
     return;
   }
   node.service("kubelet");

@@ -284,8 +284,25 @@ bool tcp_answers(const std::string& address, int port, std::chrono::milliseconds
   return connect_within(socket, address, port, timeout);
 }
 
+namespace {
+
+// Trusts the CA certificates of `pem` only.
+bool trust_only(SSL_CTX* context, const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  auto* store = SSL_CTX_get_cert_store(context);
+  int added = 0;
+  while (auto* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    added += X509_STORE_add_cert(store, cert) == 1 ? 1 : 0;
+    X509_free(cert);
+  }
+  ERR_clear_error();
+  return added > 0;
+}
+
+} // namespace
+
 Result<int> https_status(const std::string& address, int port, const std::string& path,
-                         std::chrono::milliseconds timeout) {
+                         std::chrono::milliseconds timeout, const ApiCredentials* credentials) {
   Socket socket;
   if (!connect_within(socket, address, port, timeout)) {
     return fail("nothing accepts a connection at {}:{}", address, port);
@@ -294,15 +311,28 @@ Result<int> https_status(const std::string& address, int port, const std::string
   if (!context) {
     return fail("cannot set up TLS");
   }
-  SSL_CTX_set_verify(context.get(), SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_verify(context.get(), credentials ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  if (credentials && !trust_only(context.get(), credentials->ca_pem)) {
+    return fail("the kubeconfig's certificate-authority-data holds no certificate");
+  }
   std::unique_ptr<SSL, decltype(&SSL_free)> tls(SSL_new(context.get()), SSL_free);
   SSL_set_fd(tls.get(), socket.fd);
+  if (credentials) {
+    SSL_set1_host(tls.get(), credentials->server_name.c_str());
+  }
   if (SSL_connect(tls.get()) != 1) {
     ERR_clear_error();
+    auto verified = SSL_get_verify_result(tls.get());
+    if (credentials && verified != X509_V_OK) {
+      return fail("the server at {}:{} is not {} of this cluster: its certificate does not verify against the CA in "
+                  "the node's kubeconfig ({})",
+                  address, port, credentials->server_name, X509_verify_cert_error_string(verified));
+    }
     return fail("{}:{} accepts connections but no TLS handshake (a proxy without a server behind it?)", address,
                 port);
   }
-  auto request = "GET " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n\r\n";
+  auto request = "GET " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n" +
+                 (credentials ? "Authorization: Bearer " + credentials->bearer + "\r\n" : std::string()) + "\r\n";
   if (SSL_write(tls.get(), request.data(), static_cast<int>(request.size())) <= 0) {
     ERR_clear_error();
     return fail("{}:{}: the TLS connection was closed", address, port);

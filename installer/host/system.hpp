@@ -59,10 +59,19 @@ bool time_synchronised();
 // Whether something accepts a TCP connection at address:port within `timeout`.
 bool tcp_answers(const std::string& address, int port, std::chrono::milliseconds timeout);
 
-// An HTTPS GET of `path` at address:port without checking the server's certificate (the
-// question is only whether an apiserver answers): the HTTP status, or why there is none.
+// What a request that authenticates checks and sends: the server's certificate must verify
+// against `ca_pem` for `server_name` before `bearer` goes out.
+struct ApiCredentials {
+  std::string server_name; // lb.kubexm.local
+  std::string ca_pem;
+  std::string bearer;
+};
+
+// An HTTPS GET of `path` at address:port: the HTTP status, or why there is none. Without
+// credentials the server's certificate is not checked (the question is only whether an
+// apiserver answers); with them it must verify, and a token goes only to such a server.
 Result<int> https_status(const std::string& address, int port, const std::string& path,
-                         std::chrono::milliseconds timeout);
+                         std::chrono::milliseconds timeout, const ApiCredentials* credentials = nullptr);
 
 // The subject (RFC 2253) of the PEM certificate in `cert_file` (the first one; a kubelet keeps
 // its key after it), when the CA in `ca_file` signed it and it has not expired; else why not.

@@ -3,6 +3,7 @@
 #include "bundle/cli.hpp"
 #include "bundle/fs.hpp"
 #include "bundle/log.hpp"
+#include "bundle/reader.hpp"
 #include "bundle/sha256.hpp"
 #include "installer/host/system.hpp"
 #include "installer/role/journal.hpp"
@@ -44,6 +45,9 @@ std::string needs_packages(const RoleContext& ctx) {
 }
 
 std::string needs_binaries(const RoleContext& ctx) {
+  if (ctx.header.info.components.empty()) {
+    return "the bundle carries no binaries";
+  }
   return node_binaries(ctx).empty() ? fmt::format("the {} role takes no binaries from the bundle", fmt::join(ctx.roles, " and "))
                                     : std::string();
 }
@@ -129,17 +133,10 @@ std::string plan_binaries(const RoleContext& ctx) {
 
 std::string plan_files(const RoleContext& ctx) {
   auto count = members_under(ctx, ctx.node_dir()).size() - 1;
-  return ctx.node ? fmt::format("place the node's {} files, its /etc/hosts block and host name {}", count, ctx.node->name)
+  auto hosts = ctx.config ? fmt::format(" ({} entries)", ctx.config->hosts.size()) : std::string();
+  return ctx.node ? fmt::format("place the node's {} files, its /etc/hosts block{} and host name {}", count, hosts,
+                                ctx.node->name)
                   : fmt::format("place the {} files of a default configuration (no site)", count);
-}
-
-std::string plan_os(const RoleContext&) {
-  return "swap off (masters, workers), SELinux permissive (rpm), the role's ports in an active firewall, node.yaml's "
-         "`before` actions";
-}
-
-std::string plan_services(const RoleContext&) {
-  return "enable and start node.yaml's services in order, each waited for until active";
 }
 
 std::string plan_images(const RoleContext& ctx) {
@@ -147,25 +144,22 @@ std::string plan_images(const RoleContext& ctx) {
                      ctx.runtime);
 }
 
-std::string plan_actions(const RoleContext&) {
-  return "run node.yaml's `after` actions, each once, waiting for the apiserver where one needs it";
-}
-
 std::string plan_health(const RoleContext& ctx) {
-  return fmt::format("check that the {} role answers", fmt::join(ctx.roles, " and "));
+  return fmt::format("check that the {} role{} answer{}", fmt::join(ctx.roles, " and "), ctx.roles.size() > 1 ? "s" : "",
+                     ctx.roles.size() > 1 ? "" : "s");
 }
 
 constexpr Step k_steps[] = {
-    {"preflight", true, needed, no_inputs, plan_preflight, preflight},
-    {"extract", false, needed, extract_inputs, plan_extract, extract},
-    {"packages", false, needs_packages, packages_inputs, plan_packages, install_os_packages},
-    {"binaries", false, needs_binaries, binaries_inputs, plan_binaries, place_binaries},
-    {"files", false, needs_node_files, node_inputs, plan_files, place_node_files},
-    {"os-init", false, needs_node_files, os_inputs, plan_os, init_os},
-    {"services", false, needs_node_files, services_inputs, plan_services, start_services},
-    {"images", false, needs_images, images_inputs, plan_images, import_node_images},
-    {"actions", false, needs_site, node_inputs, plan_actions, run_after_actions},
-    {"health", true, needed, no_inputs, plan_health, check_health},
+    {"preflight", true, true, needed, no_inputs, plan_preflight, preflight},
+    {"extract", false, false, needed, extract_inputs, plan_extract, extract},
+    {"packages", false, false, needs_packages, packages_inputs, plan_packages, install_os_packages},
+    {"binaries", false, false, needs_binaries, binaries_inputs, plan_binaries, place_binaries},
+    {"files", false, false, needs_node_files, node_inputs, plan_files, place_node_files},
+    {"os-init", false, false, needs_node_files, os_inputs, plan_os, init_os},
+    {"services", false, false, needs_node_files, services_inputs, plan_services, start_services},
+    {"images", false, false, needs_images, images_inputs, plan_images, import_node_images},
+    {"actions", false, false, needs_site, node_inputs, plan_actions, run_after_actions},
+    {"health", true, false, needed, no_inputs, plan_health, check_health},
 };
 
 } // namespace
@@ -264,7 +258,7 @@ Status run_step(const Step& step, RoleContext& ctx, std::vector<StepReport>& rep
     spdlog::info("{}: unchanged (done {})", step.name, record->finished);
     return {};
   }
-  if (ctx.request.dry_run) {
+  if (ctx.request.dry_run && !step.in_dry_run) {
     reports.push_back({step.name, "would-run", fmt::format("{}: {}", *why, step.plan(ctx)), 0});
     return {};
   }
@@ -301,12 +295,17 @@ std::string text_report(const RoleContext& ctx, const std::vector<StepReport>& r
                                            ctx.request.role, ctx.header.info.name, ctx.header.info.version,
                                            ctx.digest.substr(0, 16));
   std::size_t changed = 0;
+  bool refused = false;
   for (const auto& report : reports) {
-    out += fmt::format("  {:<10} {:<10} {}\n", report.step, report.outcome, report.detail);
+    // A failure's whole message follows on stderr; the table keeps to one line a step.
+    out += fmt::format("  {:<10} {:<10} {}\n", report.step, report.outcome,
+                       std::string_view(report.detail).substr(0, report.detail.find('\n')));
     changed += report.outcome == "done" ? 1u : 0u;
+    refused = refused || report.outcome == "failed";
   }
   if (ctx.request.dry_run) {
-    out += "dry run: nothing was changed\n";
+    out += refused ? "dry run: nothing was changed; the preflight would stop the install here (below)\n"
+                   : "dry run: nothing was changed\n";
   } else if (changed == 0) {
     out += "every step was done already with these inputs; nothing changed\n";
   }
@@ -371,6 +370,20 @@ Result<std::string> install_role(const RoleRequest& request) {
                 "as {}",
                 journal->node(), journal->path().string(), node_name);
   }
+  if (request.dry_run && !ctx.node_dir().empty()) {
+    // The plan names node.yaml's services, actions and waits; reading it from the bundle
+    // verifies the whole bundle as well, as a run would before changing anything.
+    auto member = ctx.node_dir() + "node.yaml";
+    auto text = verify_and_read_member(request.bundle, member, request.progress);
+    if (!text) {
+      return std::unexpected(text.error());
+    }
+    auto parsed = parse_node_config(*text, member);
+    if (!parsed) {
+      return std::unexpected(parsed.error());
+    }
+    ctx.config = std::move(*parsed);
+  }
   // The preflight changes nothing, not even the installer's own state: a refused host is
   // left exactly as it was.
   std::vector<StepReport> reports;
@@ -402,6 +415,11 @@ Result<std::string> install_role(const RoleRequest& request) {
         (void)print_stdout(json_report(ctx, reports, "failed"));
       }
       return std::unexpected(status.error());
+    }
+    if (std::string_view(step.name) == "extract" && !request.dry_run && !ctx.node_dir().empty()) {
+      // Now the later steps' plans can name node.yaml's services and actions; a node.yaml
+      // that cannot be read is reported by the first step that needs it.
+      (void)ctx.node_config();
     }
   }
   if (!checked) { // a dry run shows the whole plan, then says why it would stop

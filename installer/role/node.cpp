@@ -25,9 +25,15 @@ std::vector<NodeAction> actions(const YAML::Node& node, std::vector<std::string>
     return out;
   }
   for (const auto& item : node) {
-    NodeAction action{item["name"].as<std::string>(""), strings(item["run"]), item["wait_for"].as<std::string>("")};
+    NodeAction action{item["name"].as<std::string>(""), strings(item["run"]), item["wait_for"].as<std::string>(""),
+                      item["token_from"].as<std::string>("")};
     if (action.name.empty() || action.run.empty()) {
       problems.push_back("an action without a name or a command");
+      continue;
+    }
+    if (!action.token_from.empty() && action.wait_for.empty()) {
+      problems.push_back(fmt::format("action {}: token_from needs wait_for (the apiserver that checks the token)",
+                                     action.name));
       continue;
     }
     out.push_back(std::move(action));

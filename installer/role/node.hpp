@@ -11,11 +11,13 @@
 namespace kubexm {
 
 // A command of node.yaml: run before a phase's services start or after them; `wait_for`
-// ("host:port") is an apiserver it needs answering first.
+// ("host:port") is an apiserver it needs answering first, and `token_from` the bootstrap
+// kubeconfig it joins with, whose token that apiserver must still accept.
 struct NodeAction {
   std::string name;
   std::vector<std::string> run;
   std::string wait_for;
+  std::string token_from;
 };
 
 struct NodePhase {

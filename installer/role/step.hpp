@@ -17,6 +17,9 @@ struct Step {
   const char* name;
   // A check run every time (preflight, health), rather than once for each set of inputs.
   bool always;
+  // Run by --dry-run as well: it changes nothing, and the plan is worth little without its
+  // answer (the preflight).
+  bool in_dry_run;
   // Why this node does not need the step; empty when it does.
   std::string (*not_needed)(const RoleContext&);
   // A digest of what the step takes from the bundle and the node's files: a rerun with the

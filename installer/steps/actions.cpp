@@ -7,6 +7,8 @@
 
 #include <charconv>
 #include <fmt/ranges.h>
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
 
 namespace kubexm {
 
@@ -50,7 +52,90 @@ Status wait_for_apiserver(RoleContext& ctx, const NodeConfig& config, const Node
                                            action.name)));
 }
 
+std::string base64_decoded(const std::string& text) {
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  auto length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (length < 0) {
+    return {};
+  }
+  auto padding = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
+  out.resize(static_cast<std::size_t>(length - padding));
+  return out;
+}
+
+// The token and CA of a bootstrap kubeconfig (its first cluster and user).
+Result<ApiCredentials> bootstrap_credentials(RoleContext& ctx, const std::string& kubeconfig, const std::string& host) {
+  auto text = read_text_file(ctx.effects->at(kubeconfig), 1 << 20);
+  if (!text) {
+    return std::unexpected(text.error());
+  }
+  ApiCredentials credentials{host, {}, {}};
+  try {
+    auto root = YAML::Load(*text);
+    credentials.ca_pem = base64_decoded(root["clusters"][0]["cluster"]["certificate-authority-data"].as<std::string>(""));
+    credentials.bearer = root["users"][0]["user"]["token"].as<std::string>("");
+  } catch (const YAML::Exception& e) {
+    return fail("{}: not a kubeconfig: {}", kubeconfig, e.what());
+  }
+  if (credentials.ca_pem.empty() || credentials.bearer.empty()) {
+    return fail("{}: a bootstrap kubeconfig needs certificate-authority-data and a user's token", kubeconfig);
+  }
+  return credentials;
+}
+
+// A node joining with a bootstrap token (`token_from`) finds out now, not after --wait, that
+// the token is gone: `install finish` deletes it once every node has joined. A node whose
+// kubelet holds its client certificate already does not need it.
+Status check_bootstrap_token(RoleContext& ctx, const NodeConfig& config, const NodeAction& action) {
+  if (std::filesystem::exists(ctx.effects->at("/var/lib/kubelet/pki/kubelet-client-current.pem"))) {
+    return {};
+  }
+  auto colon = action.wait_for.rfind(':');
+  auto host = action.wait_for.substr(0, colon);
+  int port = 0;
+  std::from_chars(action.wait_for.data() + colon + 1, action.wait_for.data() + action.wait_for.size(), port);
+  auto credentials = bootstrap_credentials(ctx, action.token_from, host);
+  if (!credentials) {
+    return std::unexpected(credentials.error());
+  }
+  auto address = config.address_of(host).value_or(host);
+  auto status = https_status(address, port, "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+                             std::chrono::seconds(5), &*credentials);
+  if (!status) {
+    return add_context(status.error(), fmt::format("action {}: checking the bootstrap token of {}", action.name,
+                                                   action.token_from));
+  }
+  if (*status == 401) {
+    auto id = credentials->bearer.substr(0, credentials->bearer.find('.'));
+    return fail("the apiserver at {} refuses this node's bootstrap token (id {}, in {}): it was deleted, as `./install "
+                "finish` does once every node has joined. To join this node now, put the token back on a master "
+                "(kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f "
+                "/etc/kubernetes/addons/kubexm-bootstrap.yaml), run this install again, then `./install finish` once more",
+                action.wait_for, id, action.token_from);
+  }
+  return {};
+}
+
 } // namespace
+
+std::string plan_actions(const RoleContext& ctx) {
+  if (!ctx.config) {
+    return "run node.yaml's `after` actions, each once, waiting for the apiserver where one needs it";
+  }
+  std::vector<std::string> actions;
+  for (const auto& phase : ctx.config->phases) {
+    for (const auto& action : phase.after) {
+      actions.push_back(action.wait_for.empty() ? action.name
+                        : action.token_from.empty()
+                            ? fmt::format("{} (waits for an apiserver at {})", action.name, action.wait_for)
+                            : fmt::format("{} (waits for an apiserver at {}, which must accept the token of {})",
+                                          action.name, action.wait_for, action.token_from));
+    }
+  }
+  return actions.empty() ? std::string("no `after` actions in node.yaml")
+                         : fmt::format("run once each, in order: {}", fmt::join(actions, ", "));
+}
 
 Status run_after_actions(RoleContext& ctx) {
   auto config = ctx.node_config();
@@ -67,6 +152,11 @@ Status run_after_actions(RoleContext& ctx) {
       }
       if (!action.wait_for.empty()) {
         if (auto status = wait_for_apiserver(ctx, **config, action); !status) {
+          return status;
+        }
+      }
+      if (!action.token_from.empty()) {
+        if (auto status = check_bootstrap_token(ctx, **config, action); !status) {
           return status;
         }
       }

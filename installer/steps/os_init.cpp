@@ -131,6 +131,37 @@ Result<std::string> open_ports(RoleContext& ctx) {
 
 } // namespace
 
+std::string plan_os(const RoleContext& ctx) {
+  std::vector<std::string> parts;
+  if (ctx.has("master") || ctx.has("worker")) {
+    parts.emplace_back("swap off");
+  }
+  if (ctx.packages != nullptr && ctx.packages->format == "rpm") {
+    parts.emplace_back("SELinux permissive");
+  }
+  std::vector<std::string> specs;
+  for (int port : role_ports(ctx)) {
+    specs.push_back(fmt::format("{}/tcp", port));
+  }
+  if (!specs.empty()) {
+    parts.push_back(fmt::format("open {}{} in an active firewall", fmt::join(specs, " "), ctx.has("lb") ? " and VRRP" : ""));
+  }
+  if (!ctx.config) {
+    parts.emplace_back("node.yaml's `before` actions");
+  } else {
+    std::vector<std::string> before;
+    for (const auto& phase : ctx.config->phases) {
+      for (const auto& action : phase.before) {
+        before.push_back(action.name);
+      }
+    }
+    if (!before.empty()) {
+      parts.push_back(fmt::format("run {}", fmt::join(before, ", ")));
+    }
+  }
+  return parts.empty() ? std::string("nothing for this node") : fmt::format("{}", fmt::join(parts, "; "));
+}
+
 Status init_os(RoleContext& ctx) {
   std::vector<std::string> done;
   bool rpm = ctx.packages != nullptr && ctx.packages->format == "rpm";

@@ -98,7 +98,47 @@ Status wait_active(RoleContext& ctx, const std::string& unit) {
               waited == Waited::timed_out ? fmt::format("{} s", limit.count()) : "starting", last_journal_lines(unit));
 }
 
+// What a plan says a service waits for while it starts.
+std::string waits_for(const RoleContext& ctx, const std::string& service) {
+  if (service == "etcd") {
+    return fmt::format(" (waits for its quorum: {})", etcd_members(ctx, Members::others));
+  }
+  if (service == "kube-apiserver") {
+    return fmt::format(" (waits for etcd: {})", etcd_members(ctx, Members::all));
+  }
+  return {};
+}
+
 } // namespace
+
+std::string plan_services(const RoleContext& ctx) {
+  if (!ctx.config) {
+    return "enable and start node.yaml's services in order, each waited for until active";
+  }
+  std::vector<std::string> phases;
+  for (const auto& phase : ctx.config->phases) {
+    std::vector<std::string> parts;
+    if (!phase.disable.empty()) {
+      parts.push_back(fmt::format("stop and disable {}", fmt::join(phase.disable, ", ")));
+    }
+    if (!phase.services.empty()) {
+      std::vector<std::string> started;
+      for (const auto& service : phase.services) {
+        started.push_back(service + waits_for(ctx, service));
+      }
+      parts.push_back(fmt::format("start {}", fmt::join(started, ", ")));
+    }
+    if (!phase.enable.empty()) {
+      parts.push_back(fmt::format("enable {} (an action starts {})", fmt::join(phase.enable, ", "),
+                                   phase.enable.size() == 1 ? "it" : "them"));
+    }
+    if (!parts.empty()) {
+      phases.push_back(fmt::format("phase {}: {}", phase.phase, fmt::join(parts, "; ")));
+    }
+  }
+  return phases.empty() ? std::string("no services in node.yaml")
+                        : fmt::format("{}; each waited for until active", fmt::join(phases, "; "));
+}
 
 Status start_services(RoleContext& ctx) {
   auto config = ctx.node_config();

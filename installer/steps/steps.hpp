@@ -7,7 +7,9 @@
 
 namespace kubexm {
 
-// The work of each step of the table in installer/role/engine.cpp, one file each.
+// The work of each step of the table in installer/role/engine.cpp, one file each. A plan_*
+// function says what its step would do on this node: from node.yaml when ctx.config holds it
+// (a dry run reads it from the bundle), in general terms before the bundle is extracted.
 
 // preflight.cpp: every check, one report; ErrorKind::preflight when any fails.
 Status preflight(RoleContext& ctx);
@@ -29,15 +31,18 @@ Status place_node_files(RoleContext& ctx);
 
 // os_init.cpp: swap off, SELinux permissive, the firewall, node.yaml's `before` actions.
 Status init_os(RoleContext& ctx);
+std::string plan_os(const RoleContext& ctx);
 
 // services.cpp: daemon-reload; enable and start node.yaml's services, each waited for.
 Status start_services(RoleContext& ctx);
+std::string plan_services(const RoleContext& ctx);
 
 // images.cpp: the bundle's images for this arch into the node's runtime.
 Status import_node_images(RoleContext& ctx);
 
 // actions.cpp: node.yaml's `after` actions, each waiting for what it needs.
 Status run_after_actions(RoleContext& ctx);
+std::string plan_actions(const RoleContext& ctx);
 
 // health.cpp: each role answers as it should.
 Status check_health(RoleContext& ctx);

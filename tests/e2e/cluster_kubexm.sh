@@ -136,7 +136,35 @@ grep -q "^/root/.kube/config written" "$WORK/kubeconfig.out" || { cat "$WORK/kub
 host_run master1 env HOME=/root kubectl get nodes -o name | grep -c . | grep -qx 5 || fail "kubectl with ~/.kube/config"
 host_run master1 /media/kubexm/install finish --wait 2m >"$WORK/finish.out" 2>"$WORK/finish.err" ||
   { cat "$WORK/finish.err"; fail "install finish failed"; }
-grep -q "^cluster e2e-kx: all 5 masters and workers joined; the bootstrap token's Secret bootstrap-token-.* deleted" \
+grep -q "^cluster e2e-kx: all 5 masters and workers joined; the bootstrap token's Secret bootstrap-token-[a-z0-9]* deleted: no node joins" \
   "$WORK/finish.out" || { cat "$WORK/finish.out"; fail "install finish's report"; }
 [ "$(grep -c "^  [mw][a-z]*[0-9] .* True$" "$WORK/finish.out")" = 5 ] || { cat "$WORK/finish.out"; fail "install finish lists not 5 ready nodes"; }
+host_run etcd2 env ETCDCTL_API=3 etcdctl --endpoints=https://10.77.0.32:2379 --cacert=$epki/ca.crt \
+  --cert=$epki/healthcheck-client.crt --key=$epki/healthcheck-client.key get --keys-only --prefix /registry/secrets/kube-system/bootstrap-token- >"$WORK/tokens.out" ||
+  fail "etcdctl get on etcd2 failed"
+[ ! -s "$WORK/tokens.out" ] || { cat "$WORK/tokens.out"; fail "etcd still holds the bootstrap token's Secret after install finish"; }
 pass "install kubeconfig gives admin.conf (and ~/.kube/config with --write); install finish: $(head -1 "$WORK/finish.out" | cut -c1-80)..."
+
+# A node installed after `install finish` learns at once that the bootstrap token is gone and
+# how to put it back (exit status 1, not a wait for --wait to run out); with the token
+# applied again on a master it joins, and finish deletes the token once more.
+host_run worker2 /media/kubexm/install reset --purge-data >"$WORK/reset.out" 2>&1 || { cat "$WORK/reset.out"; fail "install reset on worker2"; }
+host_run worker2 test ! -e /var/lib/kubelet || { cat "$WORK/reset.out"; fail "reset --purge-data left /var/lib/kubelet on worker2"; }
+set +e
+host_run worker2 /media/kubexm/install --role=worker --wait 5m >"$WORK/late.out" 2>"$WORK/late.err"
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$WORK/reset.out" "$WORK/late.out" "$WORK/late.err"; fail "worker2's install with a deleted token exited $status, not 1"; }
+grep -q "the apiserver at lb.kubexm.local:6443 refuses this node's bootstrap token (id [a-z0-9]*, in /etc/kubernetes/bootstrap-kubelet.conf): it was deleted, as \`./install finish\` does once every node has joined" "$WORK/late.err" &&
+  grep -q "apply -f /etc/kubernetes/addons/kubexm-bootstrap.yaml), run this install again" "$WORK/late.err" ||
+  { cat "$WORK/late.err"; fail "the refusal of a deleted token does not say so, or how to mend it"; }
+host_run master1 kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f /etc/kubernetes/addons/kubexm-bootstrap.yaml >/dev/null ||
+  fail "applying the bootstrap token again on master1 failed"
+host_run worker2 /media/kubexm/install --role=worker --wait 5m >"$WORK/rejoin.out" 2>"$WORK/rejoin.err" ||
+  { cat "$WORK/rejoin.err"; fail "worker2 did not join with the token applied again"; }
+grep -q "^  health .*kubelet joined as CN=system:node:worker2,O=system:nodes" "$WORK/rejoin.out" ||
+  { cat "$WORK/rejoin.out"; fail "worker2's rejoin does not report its kubelet joined"; }
+host_run master1 /media/kubexm/install finish --wait 2m >"$WORK/finish2.out" 2>"$WORK/finish2.err" ||
+  { cat "$WORK/finish2.err"; fail "the second install finish failed"; }
+grep -q "the bootstrap token's Secret bootstrap-token-[a-z0-9]* deleted: no node joins" "$WORK/finish2.out" || { cat "$WORK/finish2.out"; fail "the second finish"; }
+pass "a node installed after finish is told at once that the token is gone and how to put it back; with it back it joins"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Three booted Debian 12 hosts with no network but their LAN run `./install --role=etcd` of
-# a kubexm-etcd site at the same time: each waits for the others' quorum, and the cluster
+# a kubexm-etcd site. One started alone times out waiting for its quorum, naming the members
+# it lacks; then all three at the same time: each waits for the others' quorum, and the cluster
 # then reports three healthy members over TLS, a key written through one member is read
 # through another, clients without the site's certificates are refused, the backup timer
 # is scheduled, and a second run changes nothing and says so.
@@ -15,7 +16,18 @@ for i in 1 2 3; do
 done
 pass "three hosts booted (systemd in a container each, no network but 10.77.0.0/24)"
 
-# All at once, as an admin with three terminals would.
+# A member alone has no quorum: it waits for the others as long as --wait allows, then stops
+# with exit status 5 naming them; run again with the others, it goes on.
+set +e
+host_run etcd1 /media/kubexm/install --role=etcd --wait 20s >"$WORK/alone.out" 2>"$WORK/alone.err"
+status=$?
+set -e
+[ "$status" = 5 ] || { cat "$WORK/alone.err"; fail "etcd1 alone exited $status, not 5"; }
+grep -q "etcd is not active after 20 s: its members etcd2 at 10.77.0.32, etcd3 at 10.77.0.33 are not all up. Run again once they are up; done steps are not repeated" \
+  "$WORK/alone.err" || { cat "$WORK/alone.err"; fail "etcd1 alone does not name the members it waits for"; }
+pass "a member started alone waits for its quorum, then stops (exit 5) naming etcd2 and etcd3"
+
+# All at once, as an admin with three terminals would (etcd1 for the second time).
 pids=()
 for i in 1 2 3; do
   host_run "etcd$i" /media/kubexm/install --role=etcd >"$WORK/etcd$i.out" 2>"$WORK/etcd$i.err" &

@@ -37,7 +37,8 @@ refused worker1 2 "--role etcd: this host is node worker1 \(its address 10\.77\.
 pass "a role the node lacks is refused, naming the node's roles"
 
 host_run worker1 "$INSTALL" --role=worker --dry-run >"$WORK/dry.out" 2>&1 || { cat "$WORK/dry.out"; fail "dry run"; }
-grep -q "^  services   would-run  not done yet: enable and start node.yaml's services" "$WORK/dry.out" &&
+grep -qE "^  services +would-run +not done yet: phase [0-9]+: start containerd; enable kubelet" "$WORK/dry.out" &&
+  grep -qE "^  actions +would-run +not done yet: run once each, in order: .*\(waits for an apiserver at lb\.kubexm\.local:6443\)" "$WORK/dry.out" &&
   grep -q "^dry run: nothing was changed$" "$WORK/dry.out" || { cat "$WORK/dry.out"; fail "the dry run's plan"; }
 host_run worker1 test ! -e /var/lib/kubexm || fail "the dry run made /var/lib/kubexm"
 pass "--dry-run prints every step and why it would run, and changes nothing"
