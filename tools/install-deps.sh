@@ -12,6 +12,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libsolv-dev libsolvext-dev libmstch-dev
   # programs the tests and benchmarks compare against or drive
   zstd tar coreutils python3 python3-yaml time makeself hyperfine curl util-linux
+  # the scripts kept runnable where they cannot run (tools/e2e-upstream.sh)
+  shellcheck
   # the OS package tests: a Debian mirror from apt's lists, a debootstrapped host, an rpm
   # repository built with rpmbuild and createrepo_c, and dnf and apt to compare closures with
   lz4 dpkg-dev apt-utils debootstrap rpm createrepo-c dnf

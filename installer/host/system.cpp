@@ -324,9 +324,9 @@ Result<int> https_status(const std::string& address, int port, const std::string
     ERR_clear_error();
     auto verified = SSL_get_verify_result(tls.get());
     if (credentials && verified != X509_V_OK) {
-      return fail("the server at {}:{} is not {} of this cluster: its certificate does not verify against the CA in "
-                  "the node's kubeconfig ({})",
-                  address, port, credentials->server_name, X509_verify_cert_error_string(verified));
+      return fail_verification("the server at {}:{} does not prove it is {}: its certificate does not verify against "
+                               "the CA given ({})",
+                               address, port, credentials->server_name, X509_verify_cert_error_string(verified));
     }
     return fail("{}:{} accepts connections but no TLS handshake (a proxy without a server behind it?)", address,
                 port);

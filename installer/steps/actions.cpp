@@ -102,6 +102,12 @@ Status check_bootstrap_token(RoleContext& ctx, const NodeConfig& config, const N
   auto address = config.address_of(host).value_or(host);
   auto status = https_status(address, port, "/apis/certificates.k8s.io/v1/certificatesigningrequests",
                              std::chrono::seconds(5), &*credentials);
+  if (!status && status.error().kind() == ErrorKind::verification) {
+    return fail("the apiserver at {} is not the cluster this node's files are for: {}, the CA of {}. The bundle "
+                "installed here was built for another cluster, or its PKI was made anew (--rotate) after the cluster "
+                "was installed; install this node from the bundle the cluster's masters were installed from",
+                action.wait_for, status.error().message(), action.token_from);
+  }
   if (!status) {
     return add_context(status.error(), fmt::format("action {}: checking the bootstrap token of {}", action.name,
                                                    action.token_from));

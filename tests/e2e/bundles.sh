@@ -4,37 +4,20 @@
 # hosts (kubexm etcd), two external load balancers, three masters and two workers on
 # 10.77.0.0/24, all Debian 12 amd64; kh: a kubeadm cluster with keepalived + haproxy, kn: the
 # same with keepalived + nginx, kx: a kubexm cluster (its control plane under systemd) with
-# keepalived + haproxy; and $KUBEXM_E2E/prepare, for masters and workers without a site.
+# keepalived + haproxy; $KUBEXM_E2E/kx-other, the kx site with a PKI of its own; and
+# $KUBEXM_E2E/prepare, for masters and workers without a site.
 source "$(dirname "$0")/../lib.sh"
 source "$KUBEXM_SOURCE/tests/packages/fixtures.sh"
 source "$KUBEXM_SOURCE/tests/images/images_lib.sh"
+source "$KUBEXM_SOURCE/tests/e2e/site.sh"
 : "${KUBEXM_E2E:?KUBEXM_E2E must name the directory the bundles go to}"
 
 start_package_mirrors
 start_image_registry
 for lb in kh kn kx; do
-  cluster=$([ $lb = kx ] && echo kubexm || echo kubeadm)
-  cat >"$WORK/site-$lb.yaml" <<SITE
-name: e2e-$lb
-kubernetes: {type: $cluster, version: 1.32.10}
-etcd: {type: kubexm}
-network: {plugin: calico}
-loadbalancer: {enabled: true, mode: external, type: kubexm-${lb/kx/kh}, vip: 10.77.0.100, interface: eth0, port: 6443}
-hosts:
-  - {name: lb1, address: 10.77.0.5/24, os: debian-12, roles: [lb]}
-  - {name: lb2, address: 10.77.0.6/24, os: debian-12, roles: [lb]}
-  - {name: etcd1, address: 10.77.0.31/24, os: debian-12, roles: [etcd]}
-  - {name: etcd2, address: 10.77.0.32/24, os: debian-12, roles: [etcd]}
-  - {name: etcd3, address: 10.77.0.33/24, os: debian-12, roles: [etcd]}
-  - {name: master1, address: 10.77.0.11/24, os: debian-12, roles: [master]}
-  - {name: master2, address: 10.77.0.12/24, os: debian-12, roles: [master]}
-  - {name: master3, address: 10.77.0.13/24, os: debian-12, roles: [master]}
-  - {name: worker1, address: 10.77.0.21/24, os: debian-12, roles: [worker]}
-  - {name: worker2, address: 10.77.0.22/24, os: debian-12, roles: [worker]}
-SITE
+  e2e_site "$lb" "$WORK/site-$lb.yaml"
   {
-    printf 'name: e2e-%s\nversion: 1.0.0\nkubernetes: 1.32.10\narches: [amd64]\nos_profiles: [debian-12]\n' "$lb"
-    printf 'roles: [master, worker, etcd, lb]\nsite: site-%s.yaml\n' "$lb"
+    e2e_manifest "$lb" "site-$lb.yaml"
     cat "$MIRROR_ROOT/checksums.yaml"
   } >"$WORK/manifest-$lb.yaml"
   rm -rf "$KUBEXM_E2E/$lb"
@@ -47,6 +30,17 @@ SITE
   pass "the $lb bundle: $(du -h "$KUBEXM_E2E/$lb/install" | cut -f1), $("$INSTALLER" --bundle "$KUBEXM_E2E/$lb/install" info --json |
     python3 -c 'import json,sys; i=json.load(sys.stdin); print(len(i["site_nodes"]), "nodes,", len(i["bundle"]["images"]), "images")')"
 done
+
+# The kx site built again into a directory of its own, so with a PKI of its own: a node
+# installed from it does not belong to the cluster the kx bundle made.
+rm -rf "$KUBEXM_E2E/kx-other"
+SOURCE_DATE_EPOCH=1700000000 "$BUILDER" -q build -f "$WORK/manifest-kx.yaml" -o "$KUBEXM_E2E/kx-other" --cache "$WORK/cache" \
+  --key-algorithm ecdsa "${MIRRORS[@]}" "${REGISTRY_OPTIONS[@]}" >"$WORK/build-kx-other.out" 2>&1 ||
+  { cat "$WORK/build-kx-other.out"; fail "building the kx bundle with another PKI failed"; }
+rm -f "$KUBEXM_E2E/kx-other"/kubexm-dist-*.tar.zst
+cmp -s "$KUBEXM_E2E/kx/e2e-kx.site/pki/ca.crt" "$KUBEXM_E2E/kx-other/e2e-kx.site/pki/ca.crt" &&
+  fail "the kx bundle built again has the same cluster CA"
+pass "the kx site again, with a cluster CA of its own (kx-other)"
 
 # A bundle without a site: it prepares masters' and workers' hosts (a default runtime
 # configuration, the kubelet installed), which join a cluster only with a site's bundle.

@@ -15,44 +15,22 @@
 # (tests/site/control_plane.sh shows the token refused after that).
 source "$(dirname "$0")/../lib.sh"
 source "$KUBEXM_SOURCE/tests/e2e/hosts.sh"
+source "$KUBEXM_SOURCE/tests/e2e/site.sh"
 : "${KUBEXM_E2E:?KUBEXM_E2E must name the directory tests/e2e/bundles.sh builds the role bundles in}"
 BUNDLE=$KUBEXM_E2E/kx
 [ -x "$BUNDLE/install" ] || fail "no kx bundle in $BUNDLE (tests/e2e/bundles.sh builds it)"
 
-HOSTS=(lb1 lb2 etcd1 etcd2 etcd3 master1 master2 master3 worker1 worker2)
-declare -A ADDRESS=([lb1]=10.77.0.5 [lb2]=10.77.0.6 [etcd1]=10.77.0.31 [etcd2]=10.77.0.32 [etcd3]=10.77.0.33
-  [master1]=10.77.0.11 [master2]=10.77.0.12 [master3]=10.77.0.13 [worker1]=10.77.0.21 [worker2]=10.77.0.22)
-role() { case $1 in lb*) echo lb ;; etcd*) echo etcd ;; master*) echo master ;; *) echo worker ;; esac; }
-
 lan_up
-for host in "${HOSTS[@]}"; do
-  host_boot "$host" "${ADDRESS[$host]}" "$BUNDLE"
-done
+e2e_boot_all "$BUNDLE"
 pass "ten hosts booted on a LAN of their own"
 
 # Every host at once, as an admin with ten terminals would: each waits for what it needs.
 started=$SECONDS
-declare -A PID=()
-for host in "${HOSTS[@]}"; do
-  host_run "$host" /media/kubexm/install --role="$(role "$host")" --wait 15m >"$WORK/$host.out" 2>"$WORK/$host.err" &
-  PID[$host]=$!
-done
-failed=()
-for host in "${HOSTS[@]}"; do
-  wait "${PID[$host]}" || failed+=("$host")
-done
-if [ ${#failed[@]} -gt 0 ]; then
-  for host in "${failed[@]}"; do
-    echo "--- $host"
-    tail -30 "$WORK/$host.err"
-    host_run "$host" sh -c 'tail -n 20 /var/log/kubexm-standin/*.log' 2>/dev/null || true
-  done
-  fail "install failed on ${failed[*]}"
-fi
+e2e_install_all 15m
 pass "every host's install completed, all started at once, in $((SECONDS - started)) s"
 
 # What each stand-in checked: a failed check would have stopped its service.
-for host in "${HOSTS[@]}"; do
+for host in "${E2E_HOSTS[@]}"; do
   if host_run "$host" sh -c 'cat /var/log/kubexm-standin/*.log 2>/dev/null' | grep "check FAILED"; then
     fail "a stand-in's check failed on $host"
   fi
@@ -63,7 +41,7 @@ expect_log() { # HOST PROGRAM TEXT
 }
 for master in master1 master2 master3; do
   expect_log $master kube-apiserver "check ok: serving certificate: /etc/kubernetes/pki/apiserver.crt verifies against /etc/kubernetes/pki/ca.crt"
-  expect_log $master kube-apiserver "check ok: the serving certificate is valid for ${ADDRESS[$master]}"
+  expect_log $master kube-apiserver "check ok: the serving certificate is valid for ${E2E_ADDRESS[$master]}"
   expect_log $master kube-apiserver "check ok: etcd client: /etc/kubernetes/pki/apiserver-etcd-client.crt verifies against /etc/kubernetes/pki/etcd/ca.crt"
   expect_log $master kube-apiserver "etcd is healthy at https://10.77.0.31:2379,https://10.77.0.32:2379,https://10.77.0.33:2379"
   expect_log $master kube-controller-manager "check ok: controller-manager: the client certificate system:kube-controller-manager verifies against its CA"
@@ -96,7 +74,7 @@ pass "kubectl on master1 lists the five nodes: $nodes; etcd holds them"
 # The phases, from each host's journal: a step of phase N completed before the step of phase
 # N+1 that needs it (etcd's quorum before the apiservers, the first master's bootstrap
 # objects before the workers' kubelets joined).
-for host in "${HOSTS[@]}"; do
+for host in "${E2E_HOSTS[@]}"; do
   host_run "$host" cat /var/lib/kubexm/journal.json >"$WORK/$host.journal.json"
 done
 for worker in worker1 worker2; do
@@ -122,8 +100,8 @@ PY
 pass "the steps completed in phase order"
 
 # A second run on every host changes nothing and says so.
-for host in "${HOSTS[@]}"; do
-  host_run "$host" /media/kubexm/install --role="$(role "$host")" >"$WORK/$host.again" 2>&1 ||
+for host in "${E2E_HOSTS[@]}"; do
+  host_run "$host" /media/kubexm/install --role="$(e2e_role "$host")" >"$WORK/$host.again" 2>&1 ||
     { cat "$WORK/$host.again"; fail "the second run failed on $host"; }
   grep -q "nothing changed" "$WORK/$host.again" || { cat "$WORK/$host.again"; fail "the second run on $host changed something"; }
 done
@@ -168,3 +146,24 @@ host_run master1 /media/kubexm/install finish --wait 2m >"$WORK/finish2.out" 2>"
   { cat "$WORK/finish2.err"; fail "the second install finish failed"; }
 grep -q "the bootstrap token's Secret bootstrap-token-[a-z0-9]* deleted: no node joins" "$WORK/finish2.out" || { cat "$WORK/finish2.out"; fail "the second finish"; }
 pass "a node installed after finish is told at once that the token is gone and how to put it back; with it back it joins"
+
+# A node installed from a bundle of the same site built with another PKI (another cluster's
+# CA): the apiserver behind lb.kubexm.local does not prove itself against that CA, so the
+# node refuses to send it the token and says which bundle to use.
+other=$KUBEXM_E2E/kx-other/install
+[ -x "$other" ] || fail "no kx-other bundle in $KUBEXM_E2E (tests/e2e/bundles.sh builds it)"
+csrs() { host_run master1 kubectl --kubeconfig /etc/kubernetes/admin.conf get certificatesigningrequests -o name | sort; }
+csrs >"$WORK/csrs-before.txt" || fail "kubectl get csr"
+host_run worker2 /media/kubexm/install reset --purge-data >"$WORK/reset2.out" 2>&1 || { cat "$WORK/reset2.out"; fail "install reset on worker2"; }
+cp "$other" "$WORK/hosts/worker2/root/install-other"
+set +e
+host_run worker2 /root/install-other --role=worker --wait 5m >"$WORK/other.out" 2>"$WORK/other.err"
+status=$?
+set -e
+[ "$status" = 1 ] || { cat "$WORK/other.err"; fail "worker2's install from another cluster's bundle exited $status, not 1"; }
+grep -q "the apiserver at lb.kubexm.local:6443 is not the cluster this node's files are for: the server at 10.77.0.100:6443 does not prove it is lb.kubexm.local" "$WORK/other.err" &&
+  grep -q "install this node from the bundle the cluster's masters were installed from" "$WORK/other.err" ||
+  { cat "$WORK/other.err"; fail "the install from another cluster's bundle does not say so"; }
+csrs >"$WORK/csrs-after.txt" || fail "kubectl get csr"
+diff "$WORK/csrs-before.txt" "$WORK/csrs-after.txt" || fail "the node of another cluster's bundle sent a certificate request"
+pass "a node installed from a bundle with another cluster CA stops before sending its token, and says which bundle to use"

@@ -18,6 +18,9 @@
 source "$KUBEXM_SOURCE/tests/packages/deb-fixture.sh"
 
 E2E_ID="kx$$"
+# More systemd-nspawn options for every host (tools/e2e-upstream.sh gives a real kubelet what
+# it needs in a container); none for the stand-ins.
+HOST_NSPAWN_OPTIONS=("${HOST_NSPAWN_OPTIONS[@]}")
 LAN="$E2E_ID-lan"
 declare -A HOST_NSPAWN=() HOST_NS=()
 HOST_COUNT=0
@@ -55,7 +58,7 @@ host_boot() {
   # CAP_NET_ADMIN: keepalived adds the VIP; without it, VRRP runs but the address never comes.
   systemd-nspawn -q --register=no --keep-unit -D "$root" --machine="$name" --hostname="$name" \
     --network-namespace-path="/run/netns/$ns" --capability=CAP_NET_ADMIN \
-    --bind-ro="$dir:/media/kubexm" -b >"$WORK/hosts/$name.console" 2>&1 &
+    --bind-ro="$dir:/media/kubexm" "${HOST_NSPAWN_OPTIONS[@]}" -b >"$WORK/hosts/$name.console" 2>&1 &
   HOST_NSPAWN[$name]=$!
   local _ state
   for _ in $(seq 120); do
@@ -108,6 +111,7 @@ trap 'hosts_down; stop_mirror; rm -rf "$WORK"' EXIT
 # host_snapshot NAME OUT: "mode sha256 path" of every file under the places an install
 # writes (and their neighbours), with what changes by itself on a running host left out.
 host_snapshot() {
+  # shellcheck disable=SC2016 # the host's shell expands it
   host_run "$1" sh -c 'find /etc /usr/local /usr/lib/systemd /opt /var/lib/kubelet /var/lib/kube-proxy \
       -xdev \( -type f -o -type l \) 2>/dev/null | grep -v -e "^/etc/machine-id$" -e "^/etc/ld.so.cache$" \
       -e "^/etc/resolv.conf$" -e "^/etc/systemd/system/.*\.wants/systemd-" | sort |
