@@ -317,8 +317,10 @@ Result<int> https_status(const std::string& address, int port, const std::string
   }
   std::unique_ptr<SSL, decltype(&SSL_free)> tls(SSL_new(context.get()), SSL_free);
   SSL_set_fd(tls.get(), socket.fd);
-  if (credentials) {
-    SSL_set1_host(tls.get(), credentials->server_name.c_str());
+  // The name the certificate must carry: without it any certificate of the CA would do.
+  if (credentials && (credentials->server_name.empty() || SSL_set1_host(tls.get(), credentials->server_name.c_str()) != 1)) {
+    ERR_clear_error();
+    return fail("cannot check the server's certificate for the name '{}'", credentials->server_name);
   }
   if (SSL_connect(tls.get()) != 1) {
     ERR_clear_error();

@@ -21,6 +21,7 @@ namespace {
 
 constexpr const char* k_admin_conf = "/etc/kubernetes/admin.conf";
 constexpr const char* k_bootstrap = "/etc/kubernetes/addons/kubexm-bootstrap.yaml";
+constexpr const char* k_bootstrap_kubeconfig = "/etc/kubernetes/bootstrap-kubelet.conf";
 
 // The journal of an installed master, or why this host is not one.
 Result<Journal> installed_master() {
@@ -92,8 +93,16 @@ std::vector<NodeState> node_states(const nlohmann::json& list) {
   return out;
 }
 
-// The name of the bootstrap token's Secret the first master applied, from its file.
+// The name of the bootstrap token's Secret: from the bootstrap kubeconfig every master of a
+// kubexm cluster has (the token's id), else from the file the first master applied.
 std::string bootstrap_secret() {
+  try {
+    auto token = YAML::LoadFile(k_bootstrap_kubeconfig)["users"][0]["user"]["token"].as<std::string>("");
+    if (auto dot = token.find('.'); dot != std::string::npos && dot > 0) {
+      return "bootstrap-token-" + token.substr(0, dot);
+    }
+  } catch (const YAML::Exception&) {
+  }
   try {
     for (const auto& document : YAML::LoadAllFromFile(k_bootstrap)) {
       if (document["kind"].as<std::string>("") == "Secret") {
@@ -103,6 +112,16 @@ std::string bootstrap_secret() {
   } catch (const YAML::Exception&) {
   }
   return "";
+}
+
+// The site's first master, which holds the bootstrap file and applies it.
+std::string first_master(const SiteRecord& site) {
+  for (const auto& node : site.nodes) {
+    if (std::ranges::find(node.roles, "master") != node.roles.end()) {
+      return node.name;
+    }
+  }
+  return "the first master";
 }
 
 } // namespace
@@ -208,9 +227,9 @@ Result<std::string> cluster_finish(const FinishRequest& request) {
   if (kubexm_cluster) {
     auto secret = bootstrap_secret();
     if (secret.empty()) {
-      return fail("{} names no Secret: the bootstrap token cannot be deleted; run ./install --role=master on the "
-                  "first master again, then this",
-                  k_bootstrap);
+      return fail("neither {} nor {} names the bootstrap token here: run ./install --role=master on this master "
+                  "again to put its files back, then this",
+                  k_bootstrap_kubeconfig, k_bootstrap);
     }
     // `-o name` prints what was deleted, and nothing when it was gone already.
     auto deleted = kubectl({"-n", "kube-system", "delete", "secret", secret, "--ignore-not-found", "-o", "name"});
@@ -221,8 +240,8 @@ Result<std::string> cluster_finish(const FinishRequest& request) {
     }
     token = deleted->find(secret) != std::string::npos
                 ? fmt::format("the bootstrap token's Secret {} deleted: no node joins with it any more; to join "
-                              "another, apply {} again on a master",
-                              secret, k_bootstrap)
+                              "another, apply {} again on {}",
+                              secret, k_bootstrap, first_master(site))
                 : fmt::format("the bootstrap token's Secret {} was deleted already", secret);
   } else {
     token = "kubeadm's bootstrap token expires by itself";

@@ -6,6 +6,7 @@
 #include "installer/steps/steps.hpp"
 
 #include <charconv>
+#include <optional>
 #include <fmt/ranges.h>
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
@@ -84,9 +85,24 @@ Result<ApiCredentials> bootstrap_credentials(RoleContext& ctx, const std::string
   return credentials;
 }
 
-// A node joining with a bootstrap token (`token_from`) finds out now, not after --wait, that
-// the token is gone: `install finish` deletes it once every node has joined. A node whose
-// kubelet holds its client certificate already does not need it.
+// The site's first master: the one whose `apply-bootstrap` action puts the token in place.
+std::string first_master(const RoleContext& ctx) {
+  if (ctx.header.info.site) {
+    for (const auto& node : ctx.header.info.site->nodes) {
+      if (std::ranges::find(node.roles, "master") != node.roles.end()) {
+        return node.name;
+      }
+    }
+  }
+  return "the first master";
+}
+
+// A node joining with a bootstrap token (`token_from`) checks it before its kubelet starts:
+// the apiserver must prove itself with the CA of the node's kubeconfig (else the bundle is
+// another cluster's, and the token is not sent), and accept the token. It accepts it once
+// the first master has applied it and refuses it again once `install finish` deleted it, so
+// a refusal is waited out like the apiserver itself, and the end of the wait names both
+// causes. A node whose kubelet holds its client certificate already does not need it.
 Status check_bootstrap_token(RoleContext& ctx, const NodeConfig& config, const NodeAction& action) {
   if (std::filesystem::exists(ctx.effects->at("/var/lib/kubelet/pki/kubelet-client-current.pem"))) {
     return {};
@@ -100,27 +116,50 @@ Status check_bootstrap_token(RoleContext& ctx, const NodeConfig& config, const N
     return std::unexpected(credentials.error());
   }
   auto address = config.address_of(host).value_or(host);
-  auto status = https_status(address, port, "/apis/certificates.k8s.io/v1/certificatesigningrequests",
-                             std::chrono::seconds(5), &*credentials);
-  if (!status && status.error().kind() == ErrorKind::verification) {
+  auto id = credentials->bearer.substr(0, credentials->bearer.find('.'));
+  auto master = first_master(ctx);
+  std::optional<Error> untrusted;
+  std::string last;
+  auto waited = wait_until(
+      [&] {
+        auto status = https_status(address, port, "/apis/certificates.k8s.io/v1/certificatesigningrequests",
+                                   std::chrono::seconds(5), &*credentials);
+        if (!status && status.error().kind() == ErrorKind::verification) {
+          untrusted = status.error();
+          return true;
+        }
+        last = status ? fmt::format("HTTP {}", *status) : status.error().message();
+        return status && *status != 401;
+      },
+      ctx.request.wait,
+      fmt::format("the apiserver at {} to accept this node's bootstrap token (id {}), which {} applies", action.wait_for,
+                  id, master));
+  if (untrusted) {
     return fail("the apiserver at {} is not the cluster this node's files are for: {}, the CA of {}. The bundle "
                 "installed here was built for another cluster, or its PKI was made anew (--rotate) after the cluster "
                 "was installed; install this node from the bundle the cluster's masters were installed from",
-                action.wait_for, status.error().message(), action.token_from);
+                action.wait_for, untrusted->message(), action.token_from);
   }
-  if (!status) {
-    return add_context(status.error(), fmt::format("action {}: checking the bootstrap token of {}", action.name,
-                                                   action.token_from));
+  if (waited == Waited::ready) {
+    return {};
   }
-  if (*status == 401) {
-    auto id = credentials->bearer.substr(0, credentials->bearer.find('.'));
-    return fail("the apiserver at {} refuses this node's bootstrap token (id {}, in {}): it was deleted, as `./install "
-                "finish` does once every node has joined. To join this node now, put the token back on a master "
-                "(kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f "
-                "/etc/kubernetes/addons/kubexm-bootstrap.yaml), run this install again, then `./install finish` once more",
-                action.wait_for, id, action.token_from);
+  if (waited == Waited::interrupted) {
+    return std::unexpected(Error(ErrorKind::interrupted, "interrupted; run again to go on"));
   }
-  return {};
+  if (last != "HTTP 401") {
+    return std::unexpected(Error(ErrorKind::waiting, fmt::format("the bootstrap token of {} could not be checked at {} "
+                                                                 "within {} s ({}); run again once it answers",
+                                                                 action.token_from, action.wait_for,
+                                                                 ctx.request.wait.count(), last)));
+  }
+  return std::unexpected(Error(
+      ErrorKind::waiting,
+      fmt::format("the apiserver at {} refused this node's bootstrap token (id {}, in {}) for {} s. Either {} has not "
+                  "applied it yet: run ./install --role=master there, then this again; or `./install finish` deleted "
+                  "it once every node had joined: put it back on {} (kubectl --kubeconfig /etc/kubernetes/admin.conf "
+                  "apply -f /etc/kubernetes/addons/kubexm-bootstrap.yaml), run this install again, then `./install "
+                  "finish` once more",
+                  action.wait_for, id, action.token_from, ctx.request.wait.count(), master, master)));
 }
 
 } // namespace

@@ -27,9 +27,9 @@ std::string last_journal_lines(const std::string& unit) {
 
 enum class Members { all, others };
 
-// The site's etcd members ("etcd1 at 10.0.0.1, ..."): all of them, which a kubexm cluster's
+// The site's etcd members ("etcd1 at 10.0.0.1"): all of them, which a kubexm cluster's
 // apiserver waits for, or the others, which a member's start waits for.
-std::string etcd_members(const RoleContext& ctx, Members which) {
+std::vector<std::string> etcd_member_list(const RoleContext& ctx, Members which) {
   std::vector<std::string> members;
   if (ctx.header.info.site) {
     for (const auto& node : ctx.header.info.site->nodes) {
@@ -39,6 +39,11 @@ std::string etcd_members(const RoleContext& ctx, Members which) {
       }
     }
   }
+  return members;
+}
+
+std::string etcd_members(const RoleContext& ctx, Members which) {
+  auto members = etcd_member_list(ctx, which);
   return members.empty() ? std::string("the other members") : fmt::format("{}", fmt::join(members, ", "));
 }
 
@@ -101,7 +106,9 @@ Status wait_active(RoleContext& ctx, const std::string& unit) {
 // What a plan says a service waits for while it starts.
 std::string waits_for(const RoleContext& ctx, const std::string& service) {
   if (service == "etcd") {
-    return fmt::format(" (waits for its quorum: {})", etcd_members(ctx, Members::others));
+    // A lone member is its own quorum.
+    auto others = etcd_member_list(ctx, Members::others);
+    return others.empty() ? std::string() : fmt::format(" (waits for its quorum: {})", fmt::join(others, ", "));
   }
   if (service == "kube-apiserver") {
     return fmt::format(" (waits for etcd: {})", etcd_members(ctx, Members::all));

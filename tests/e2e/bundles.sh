@@ -38,7 +38,10 @@ SOURCE_DATE_EPOCH=1700000000 "$BUILDER" -q build -f "$WORK/manifest-kx.yaml" -o 
   --key-algorithm ecdsa "${MIRRORS[@]}" "${REGISTRY_OPTIONS[@]}" >"$WORK/build-kx-other.out" 2>&1 ||
   { cat "$WORK/build-kx-other.out"; fail "building the kx bundle with another PKI failed"; }
 rm -f "$KUBEXM_E2E/kx-other"/kubexm-dist-*.tar.zst
-cmp -s "$KUBEXM_E2E/kx/e2e-kx.site/pki/ca.crt" "$KUBEXM_E2E/kx-other/e2e-kx.site/pki/ca.crt" &&
+for ca in "$KUBEXM_E2E"/kx{,-other}/e2e-kx.site/pki/ca.crt; do
+  [ -s "$ca" ] || fail "$ca is missing"
+done
+! cmp -s "$KUBEXM_E2E/kx/e2e-kx.site/pki/ca.crt" "$KUBEXM_E2E/kx-other/e2e-kx.site/pki/ca.crt" ||
   fail "the kx bundle built again has the same cluster CA"
 pass "the kx site again, with a cluster CA of its own (kx-other)"
 

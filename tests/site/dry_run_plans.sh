@@ -7,9 +7,10 @@
 # what the node's files say (ports, services and what each waits for, actions), which is
 # what the golden files pin. Which binaries, packages and images a node takes from a full
 # bundle is shown by the role tests on booted hosts (tests/e2e/).
-# The preflight's findings are this machine's, so the golden files hold its verdict only
-# for the node's arch (a host of another arch is refused). After a deliberate change, run
-# with KUBEXM_UPDATE_GOLDEN=1 and read the diff.
+# The preflight's findings are this machine's, so the golden files keep only the exit status
+# (4: this machine has none of the nodes' addresses), and the test checks that a node of
+# another arch is refused for it. After a deliberate change, run with KUBEXM_UPDATE_GOLDEN=1
+# and read the diff.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/topologies.sh"
 
@@ -33,8 +34,7 @@ PY
 }
 
 # The plan a node prints, without what depends on this run or this machine: the bundle's
-# digest (its keys are made anew each run) and the preflight's findings, except the check
-# that holds for every machine of this arch.
+# digest (its keys are made anew each run) and the preflight's findings.
 normalise() {
   sed -E -e 's/\(([0-9a-f]{16})\)$/(DIGEST)/' -e 's/bundle-[0-9a-f]{16}/bundle-DIGEST/' \
     -e 's/^(  preflight +)(checked|failed) .*/\1checked    (this machine'"'"'s findings)/'
